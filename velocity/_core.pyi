@@ -1,0 +1,135 @@
+"""Type stub for ``velocity._core``, the Rust core (crates/velocity-core).
+
+Everything numeric is float32 and C-contiguous on the way in; the Python layer
+(``velocity.strategy``, ``velocity.attacks``, ``velocity.server``) coerces before
+calling. Bad input raises ``ValueError`` (bad values) or ``TypeError`` (wrong
+dtype/type); no Rust panic ever reaches Python.
+"""
+
+from typing import Any, Literal, TypedDict, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class ParamSchema(TypedDict):
+    """One attack parameter: its type, default and allowed range."""
+
+    type: Literal["float", "int"]
+    default: float | int | None
+    min: float | None
+    max: float | None
+    min_inclusive: bool
+    max_inclusive: bool
+    nullable: bool
+    description: str
+
+class AttackSchema(TypedDict):
+    """One attack: its kind, what it does, its paper, and its parameters."""
+
+    kind: Literal["update", "data"]
+    description: str
+    reference: str
+    params: dict[str, ParamSchema]
+
+class Detection(TypedDict):
+    """Byzantine detection of a selection strategy among this round's clients."""
+
+    kept_honest: int
+    kept_byzantine: int
+    excluded_honest: int
+    excluded_byzantine: int
+
+class AttackedClient(TypedDict):
+    client: int
+    attack: str
+
+class RoundReport(TypedDict):
+    """What one call of ``Orchestrator.run_round`` did."""
+
+    round: int
+    num_clients: int
+    byzantine: list[int]
+    attacked: list[AttackedClient]
+    selected: list[int] | None
+    detection: Detection | None
+
+@final
+class Strategy:
+    """An immutable, validated aggregation rule. Build it with a factory."""
+
+    @staticmethod
+    def fedavg() -> Strategy: ...
+    @staticmethod
+    def fedprox(mu: float) -> Strategy: ...
+    @staticmethod
+    def fedmedian() -> Strategy: ...
+    @staticmethod
+    def trimmed_mean(beta: float) -> Strategy: ...
+    @staticmethod
+    def krum(f: int) -> Strategy: ...
+    @staticmethod
+    def multi_krum(f: int, m: int | None) -> Strategy: ...
+    @staticmethod
+    def bulyan(f: int, m: int | None) -> Strategy: ...
+    @staticmethod
+    def geometric_median(eps: float, max_iter: int) -> Strategy: ...
+    @staticmethod
+    def centered_clipping(tau: float, iters: int) -> Strategy: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def is_selection(self) -> bool: ...
+    def check_clients(self, n: int) -> None:
+        """Raise ValueError when n clients are too few for this strategy."""
+
+def aggregate(
+    strategy: Strategy,
+    updates: npt.NDArray[np.float32],
+    weights: npt.NDArray[np.float64],
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float32], list[int] | None]:
+    """Aggregate an n×d update matrix into a d-vector.
+
+    Returns the aggregate and, for selection strategies (Krum, MultiKrum,
+    Bulyan), the sorted row indices they kept (``None`` otherwise).
+    """
+
+def valid_attacks() -> list[str]: ...
+def attack_schemas() -> dict[str, AttackSchema]: ...
+def validate_attack(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check an attack against its schema; return all its parameters, defaults filled."""
+
+@final
+class Orchestrator:
+    """One run's server side: strategy, attack plan, seeded RNG."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        attacks: list[tuple[str, dict[str, Any]]],
+        num_clients: int,
+        seed: int,
+        num_threads: int | None = None,
+    ) -> None: ...
+    @property
+    def byzantine_clients(self) -> dict[int, str]:
+        """Byzantine client id -> the attack it runs (fixed for the run)."""
+    def poison_labels(
+        self,
+        round: int,
+        client_id: int,
+        labels: npt.NDArray[np.int64],
+        num_classes: int,
+    ) -> npt.NDArray[np.int64]:
+        """The labels this client trains on in this round (a new array)."""
+    def run_round(
+        self,
+        round: int,
+        global_params: npt.NDArray[np.float32],
+        updates: npt.NDArray[np.float32],
+        num_samples: npt.NDArray[np.float64],
+        client_ids: npt.NDArray[np.int64],
+    ) -> tuple[npt.NDArray[np.float32], RoundReport]:
+        """Attack the Byzantine rows, aggregate, return (global + aggregate, report)."""
