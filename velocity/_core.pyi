@@ -105,14 +105,14 @@ def validate_attack(name: str, params: dict[str, Any]) -> dict[str, Any]:
 class Orchestrator:
     """One run's server side: strategy, attack plan, seeded RNG."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         strategy: Strategy,
         attacks: list[tuple[str, dict[str, Any]]],
         num_clients: int,
         seed: int,
         num_threads: int | None = None,
-    ) -> None: ...
+    ) -> Orchestrator: ...
     @property
     def byzantine_clients(self) -> dict[int, str]:
         """Byzantine client id -> the attack it runs (fixed for the run)."""

@@ -1,9 +1,29 @@
-#[cfg(feature = "python")]
-use pyo3::prelude::*;
+//! velocity-core: robust federated-learning aggregation kernels, the attack
+//! registry and the per-run orchestrator. Imported in Python as
+//! `velocity._core` (feature `python`); the pure-Rust API builds and tests
+//! without Python.
+
+pub mod error;
+pub mod orchestrator;
+pub mod parallel;
+pub mod security;
+pub mod strategy;
 
 #[cfg(feature = "python")]
-#[pymodule]
-fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    Ok(())
+mod python;
+
+/// The `velocity._core` extension module: registration only.
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+mod _core {
+    #[pymodule_export]
+    use crate::python::{
+        aggregate, attack_schemas, valid_attacks, validate_attack, PyOrchestrator, PyStrategy,
+    };
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
 }

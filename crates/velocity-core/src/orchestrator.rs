@@ -1,0 +1,651 @@
+//! One run's server-side state: the strategy, the attack plan (who is
+//! Byzantine, running what), the seed, the thread count and the previous
+//! round's aggregate (CenteredClipping's reference point).
+//!
+//! Randomness is keyed, never sequential: the Byzantine assignment comes from
+//! (seed, ASSIGN stream), an attacked update from (seed, UPDATE stream, round,
+//! client) and poisoned labels from (seed, DATA stream, round, client). Results
+//! therefore depend neither on call order nor on the thread count.
+
+use crate::error::{CoreError, Result};
+use crate::parallel::install;
+use crate::security::{rng_for, Apply, HonestStats, Params, UpdateContext};
+use crate::strategy::Strategy;
+use rand::Rng;
+use rayon::prelude::*;
+
+const STREAM_ASSIGN: u64 = 0x6279_7a61_6e74_696e; // "byzantin"
+const STREAM_UPDATE: u64 = 0x7570_6461_7465_0001;
+const STREAM_DATA: u64 = 0x6461_7461_0000_0002;
+
+/// Detection counts of a selection strategy among one round's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Detection {
+    pub kept_honest: usize,
+    pub kept_byzantine: usize,
+    pub excluded_honest: usize,
+    pub excluded_byzantine: usize,
+}
+
+/// What one [`Orchestrator::run_round`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundReport {
+    pub round: u64,
+    /// Participating clients (n).
+    pub num_clients: usize,
+    /// Sorted participating client ids whose attack is active this round.
+    pub byzantine: Vec<usize>,
+    /// (client id, attack name) for each of them, sorted by client id.
+    pub attacked: Vec<(usize, &'static str)>,
+    /// Client ids kept by a selection strategy, sorted (None otherwise).
+    pub selected: Option<Vec<usize>>,
+    /// Kept/excluded × honest/Byzantine counts for selection strategies.
+    pub detection: Option<Detection>,
+}
+
+/// One run's server side.
+#[derive(Debug)]
+pub struct Orchestrator {
+    strategy: Strategy,
+    attacks: Vec<Params>,
+    /// Attack index per client id (None: honest).
+    assignment: Vec<Option<usize>>,
+    seed: u64,
+    num_threads: Option<usize>,
+    previous: Option<Vec<f32>>,
+}
+
+/// A seeded permutation of `0..n` (Fisher–Yates driven by ChaCha8).
+fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = rng_for(seed, STREAM_ASSIGN, 0, 0);
+    let mut ids: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i as u64) as usize;
+        ids.swap(i, j);
+    }
+    ids
+}
+
+impl Orchestrator {
+    /// Builds a run: validates the plan and assigns the Byzantine clients.
+    ///
+    /// Assignment: one seeded permutation of the client ids; attack #1 takes
+    /// its first k₁ ids, attack #2 the next k₂, … where k = `count` if given,
+    /// else max(1, round_half_up(fraction · num_clients)). For a fixed seed,
+    /// runs that differ only in fraction therefore get nested Byzantine sets.
+    pub fn new(
+        strategy: Strategy,
+        attacks: Vec<Params>,
+        num_clients: usize,
+        seed: u64,
+        num_threads: Option<usize>,
+    ) -> Result<Self> {
+        if num_clients == 0 {
+            return Err(CoreError::invalid("num_clients", 0, "an integer ≥ 1"));
+        }
+        let counts: Vec<usize> = attacks
+            .iter()
+            .map(|a| a.num_byzantine(num_clients))
+            .collect();
+        let total: usize = counts.iter().sum();
+        if total > num_clients {
+            let parts: Vec<String> = attacks
+                .iter()
+                .zip(&counts)
+                .map(|(a, k)| format!("{} = {k}", a.spec().name))
+                .collect();
+            return Err(CoreError::invalid(
+                "attacks",
+                format!("{total} Byzantine clients ({})", parts.join(", ")),
+                format!("at most num_clients = {num_clients} in total"),
+            ));
+        }
+        let order = permutation(num_clients, seed);
+        let mut assignment = vec![None; num_clients];
+        let mut next = 0;
+        for (attack, &k) in counts.iter().enumerate() {
+            for &client in &order[next..next + k] {
+                assignment[client] = Some(attack);
+            }
+            next += k;
+        }
+        Ok(Orchestrator {
+            strategy,
+            attacks,
+            assignment,
+            seed,
+            num_threads,
+            previous: None,
+        })
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    /// Number of clients in the federation.
+    pub fn num_clients(&self) -> usize {
+        self.assignment.len()
+    }
+
+    /// Byzantine client id → attack name, sorted by id (fixed for the run).
+    pub fn byzantine_clients(&self) -> Vec<(usize, &'static str)> {
+        self.assignment
+            .iter()
+            .enumerate()
+            .filter_map(|(c, a)| a.map(|a| (c, self.attacks[a].spec().name)))
+            .collect()
+    }
+
+    /// The attack `client` runs (None: honest or unknown id), active or not.
+    pub fn attack_of(&self, client: usize) -> Option<&Params> {
+        let a = (*self.assignment.get(client)?)?;
+        self.attacks.get(a)
+    }
+
+    /// The attack `client` runs, if it is active in `round`.
+    fn active_attack(&self, round: u64, client: usize) -> Option<&Params> {
+        let attack = &self.attacks[self.assignment[client]?];
+        attack.active(round).then_some(attack)
+    }
+
+    fn client_index(&self, field: &str, client: i64) -> Result<usize> {
+        usize::try_from(client)
+            .ok()
+            .filter(|&c| c < self.num_clients())
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    field,
+                    client,
+                    format!(
+                        "a client id in [0, num_clients) = [0, {})",
+                        self.num_clients()
+                    ),
+                )
+            })
+    }
+
+    /// The labels `client_id` trains on in `round` (a new vector): poisoned if
+    /// it runs a data attack active this round, else an unchanged copy.
+    ///
+    /// Errors: unknown client, `num_classes` = 0, a label outside
+    /// `[0, num_classes)`, or attack parameters that do not fit `num_classes`.
+    pub fn poison_labels(
+        &self,
+        round: u64,
+        client_id: i64,
+        labels: &[i64],
+        num_classes: usize,
+    ) -> Result<Vec<i64>> {
+        let client = self.client_index("client_id", client_id)?;
+        if num_classes == 0 {
+            return Err(CoreError::invalid("num_classes", 0, "an integer ≥ 1"));
+        }
+        if let Some(i) = labels
+            .iter()
+            .position(|&y| y < 0 || y >= num_classes as i64)
+        {
+            return Err(CoreError::invalid(
+                format!("labels[{i}]"),
+                labels[i],
+                format!("a class in [0, num_classes) = [0, {num_classes})"),
+            ));
+        }
+        let mut out = labels.to_vec();
+        if let Some(attack) = self.active_attack(round, client) {
+            if let Apply::Data(run) = attack.spec().apply {
+                let mut rng = rng_for(self.seed, STREAM_DATA, round, client as u64);
+                run(&mut out, num_classes, attack, &mut rng)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Attacks the Byzantine rows, aggregates and returns (global + aggregate, report).
+    ///
+    /// `rows` are the n participating clients' updates (each of length d =
+    /// `global.len()`), `num_samples` their sample counts and `client_ids`
+    /// their distinct ids. A row whose client runs an update attack active
+    /// this round is replaced (the honest matrix is not copied); data
+    /// attackers' rows pass unchanged. Honest statistics (ALIE, IPM) use the
+    /// rows of non-Byzantine clients only. CenteredClipping starts from the
+    /// previous round's aggregate (zero in the first round).
+    ///
+    /// Errors: shapes, ids, weights, NaN/Inf (input or attacked rows), the
+    /// strategy's precondition for n, and a non-finite new global (divergence).
+    pub fn run_round(
+        &mut self,
+        round: u64,
+        global: &[f32],
+        rows: &[&[f32]],
+        num_samples: &[f64],
+        client_ids: &[i64],
+    ) -> Result<(Vec<f32>, RoundReport)> {
+        let threads = self.num_threads;
+        install(threads, || {
+            self.run_round_here(round, global, rows, num_samples, client_ids)
+        })?
+    }
+
+    fn run_round_here(
+        &mut self,
+        round: u64,
+        global: &[f32],
+        rows: &[&[f32]],
+        num_samples: &[f64],
+        client_ids: &[i64],
+    ) -> Result<(Vec<f32>, RoundReport)> {
+        let n = rows.len();
+        let d = global.len();
+        if d == 0 {
+            return Err(CoreError::shape("global_params", "length d ≥ 1", 0));
+        }
+        if let Some(i) = rows.iter().position(|r| r.len() != d) {
+            return Err(CoreError::shape(
+                format!("updates row {i}"),
+                format!("length d = len(global_params) = {d}"),
+                rows[i].len(),
+            ));
+        }
+        for (field, len) in [
+            ("num_samples", num_samples.len()),
+            ("client_ids", client_ids.len()),
+        ] {
+            if len != n {
+                return Err(CoreError::shape(
+                    field,
+                    format!("length n = {n} (rows of updates)"),
+                    len,
+                ));
+            }
+        }
+        if let Some(j) = global.iter().position(|v| !v.is_finite()) {
+            return Err(CoreError::invalid(
+                format!("global_params[{j}]"),
+                global[j],
+                "a finite float",
+            ));
+        }
+        let mut clients = Vec::with_capacity(n);
+        let mut seen = vec![false; self.num_clients()];
+        for (i, &id) in client_ids.iter().enumerate() {
+            let c = self.client_index(&format!("client_ids[{i}]"), id)?;
+            if std::mem::replace(&mut seen[c], true) {
+                return Err(CoreError::invalid(
+                    format!("client_ids[{i}]"),
+                    id,
+                    "distinct client ids (this one is repeated)",
+                ));
+            }
+            clients.push(c);
+        }
+        self.strategy.check_clients(n)?;
+
+        // Who attacks this round, and with what.
+        let active: Vec<(usize, &Params)> = clients
+            .iter()
+            .enumerate()
+            .filter_map(|(row, &c)| self.active_attack(round, c).map(|a| (row, a)))
+            .collect();
+        let needs_stats = active.iter().any(|(_, a)| {
+            matches!(
+                a.spec().apply,
+                Apply::Update {
+                    needs_honest_stats: true,
+                    ..
+                }
+            )
+        });
+        let stats = if needs_stats {
+            let honest: Vec<&[f32]> = rows
+                .iter()
+                .zip(&clients)
+                .filter(|(_, &c)| self.assignment[c].is_none())
+                .map(|(r, _)| *r)
+                .collect();
+            HonestStats::compute(&honest)
+        } else {
+            None
+        };
+        let f = active.len();
+        let seed = self.seed;
+        let replaced: Vec<(usize, Vec<f32>)> = active
+            .par_iter()
+            .filter_map(|&(row, attack)| match attack.spec().apply {
+                Apply::Update { run, .. } => {
+                    let ctx = UpdateContext {
+                        own: rows[row],
+                        honest: stats.as_ref(),
+                        n,
+                        f,
+                    };
+                    let mut rng = rng_for(seed, STREAM_UPDATE, round, clients[row] as u64);
+                    Some((row, run(&ctx, attack, &mut rng)))
+                }
+                Apply::Data(_) => None,
+            })
+            .collect();
+        let mut view: Vec<&[f32]> = rows.to_vec();
+        for (row, update) in &replaced {
+            view[*row] = update;
+        }
+
+        let reference = match (&self.strategy, &self.previous) {
+            (Strategy::CenteredClipping { .. }, Some(prev)) if prev.len() == d => {
+                Some(prev.as_slice())
+            }
+            (Strategy::CenteredClipping { .. }, Some(prev)) => {
+                return Err(CoreError::shape(
+                    "global_params",
+                    format!("length {} (as in the previous round)", prev.len()),
+                    d,
+                ))
+            }
+            _ => None,
+        };
+        let agg = self.strategy.aggregate(&view, num_samples, reference)?;
+
+        let new_global: Vec<f32> = global.iter().zip(&agg.value).map(|(g, a)| g + a).collect();
+        if let Some(col) = new_global.iter().position(|v| !v.is_finite()) {
+            return Err(CoreError::Diverged { round, col });
+        }
+
+        let mut byzantine: Vec<usize> = active.iter().map(|&(row, _)| clients[row]).collect();
+        byzantine.sort_unstable();
+        let mut attacked: Vec<(usize, &'static str)> = active
+            .iter()
+            .map(|&(row, a)| (clients[row], a.spec().name))
+            .collect();
+        attacked.sort_unstable();
+        let is_byz: Vec<bool> = (0..n)
+            .map(|row| active.iter().any(|&(r, _)| r == row))
+            .collect();
+        let (selected, detection) = match &agg.selected {
+            Some(kept_rows) => {
+                let mut kept = vec![false; n];
+                kept_rows.iter().for_each(|&r| kept[r] = true);
+                let mut det = Detection::default();
+                for row in 0..n {
+                    match (kept[row], is_byz[row]) {
+                        (true, false) => det.kept_honest += 1,
+                        (true, true) => det.kept_byzantine += 1,
+                        (false, false) => det.excluded_honest += 1,
+                        (false, true) => det.excluded_byzantine += 1,
+                    }
+                }
+                let mut ids: Vec<usize> = kept_rows.iter().map(|&r| clients[r]).collect();
+                ids.sort_unstable();
+                (Some(ids), Some(det))
+            }
+            None => (None, None),
+        };
+        self.previous = Some(agg.value);
+        Ok((
+            new_global,
+            RoundReport {
+                round,
+                num_clients: n,
+                byzantine,
+                attacked,
+                selected,
+                detection,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::{Kind, RawValue};
+
+    fn attack(name: &str, params: &[(&str, RawValue)]) -> Params {
+        let raw: Vec<(String, RawValue)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Params::validate(name, &raw).unwrap()
+    }
+
+    fn byz_set(o: &Orchestrator) -> Vec<usize> {
+        o.byzantine_clients().into_iter().map(|(c, _)| c).collect()
+    }
+
+    #[test]
+    fn byzantine_sets_nest_across_fractions() {
+        let mut previous: Vec<usize> = Vec::new();
+        for fraction in [0.1, 0.2, 0.3, 0.5, 1.0] {
+            let o = Orchestrator::new(
+                Strategy::fedavg(),
+                vec![attack("zero", &[("fraction", RawValue::Float(fraction))])],
+                20,
+                42,
+                None,
+            )
+            .unwrap();
+            let set = byz_set(&o);
+            assert_eq!(set.len(), (fraction * 20.0_f64).round() as usize);
+            assert!(
+                previous.iter().all(|c| set.contains(c)),
+                "{previous:?} ⊄ {set:?}"
+            );
+            previous = set;
+        }
+        let other =
+            Orchestrator::new(Strategy::fedavg(), vec![attack("zero", &[])], 20, 43, None).unwrap();
+        let same =
+            Orchestrator::new(Strategy::fedavg(), vec![attack("zero", &[])], 20, 42, None).unwrap();
+        assert_eq!(byz_set(&same).len(), 4);
+        assert!(byz_set(&same).iter().all(|c| previous.contains(c)));
+        assert_ne!(byz_set(&other), byz_set(&same));
+    }
+
+    #[test]
+    fn several_attacks_take_consecutive_slices() {
+        let o = Orchestrator::new(
+            Strategy::fedavg(),
+            vec![
+                attack("zero", &[("count", RawValue::Int(2))]),
+                attack("label_flipping", &[("count", RawValue::Int(3))]),
+            ],
+            10,
+            7,
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = o.byzantine_clients().iter().map(|(_, a)| *a).collect();
+        assert_eq!(names.iter().filter(|a| **a == "zero").count(), 2);
+        assert_eq!(names.iter().filter(|a| **a == "label_flipping").count(), 3);
+        let too_many = Orchestrator::new(
+            Strategy::fedavg(),
+            vec![
+                attack("zero", &[("count", RawValue::Int(6))]),
+                attack("zero", &[("fraction", RawValue::Float(0.5))]),
+            ],
+            10,
+            7,
+            None,
+        );
+        assert!(too_many
+            .unwrap_err()
+            .to_string()
+            .contains("11 Byzantine clients"));
+        assert!(Orchestrator::new(Strategy::fedavg(), vec![], 0, 1, None).is_err());
+    }
+
+    #[test]
+    fn round_replaces_only_active_update_attackers() {
+        let mut o = Orchestrator::new(
+            Strategy::fedavg(),
+            vec![attack(
+                "sign_flipping",
+                &[
+                    ("count", RawValue::Int(1)),
+                    ("start_round", RawValue::Int(2)),
+                ],
+            )],
+            4,
+            1,
+            Some(2),
+        )
+        .unwrap();
+        let byz = o.byzantine_clients()[0].0;
+        let data: Vec<Vec<f32>> = (0..4).map(|_| vec![1.0, 2.0]).collect();
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let ids = [0i64, 1, 2, 3];
+        let (g1, r1) = o.run_round(1, &[0.0, 0.0], &rows, &[1.0; 4], &ids).unwrap();
+        assert_eq!(g1, vec![1.0, 2.0]);
+        assert!(r1.byzantine.is_empty() && r1.attacked.is_empty() && r1.selected.is_none());
+        let (g2, r2) = o.run_round(2, &[0.0, 0.0], &rows, &[1.0; 4], &ids).unwrap();
+        assert_eq!(g2, vec![0.5, 1.0]);
+        assert_eq!(r2.byzantine, vec![byz]);
+        assert_eq!(r2.attacked, vec![(byz, "sign_flipping")]);
+    }
+
+    #[test]
+    fn detection_counts_for_selection_strategies() {
+        let mut o = Orchestrator::new(
+            Strategy::krum(1),
+            vec![attack(
+                "gaussian_noise",
+                &[
+                    ("count", RawValue::Int(1)),
+                    ("sigma", RawValue::Float(100.0)),
+                ],
+            )],
+            6,
+            3,
+            None,
+        )
+        .unwrap();
+        let byz = o.byzantine_clients()[0].0;
+        let data: Vec<Vec<f32>> = (0..6).map(|i| vec![i as f32 * 0.01; 16]).collect();
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let ids: Vec<i64> = (0..6).collect();
+        let (_, r) = o.run_round(1, &[0.0; 16], &rows, &[1.0; 6], &ids).unwrap();
+        let det = r.detection.unwrap();
+        assert_eq!(det.kept_honest + det.kept_byzantine, 1);
+        assert_eq!(det.excluded_byzantine, 1);
+        assert_eq!(det.excluded_honest, 4);
+        assert!(!r.selected.unwrap().contains(&byz));
+    }
+
+    #[test]
+    fn round_is_deterministic_and_order_independent() {
+        let plan = || {
+            vec![
+                attack("gaussian_noise", &[("count", RawValue::Int(2))]),
+                attack("alie", &[("count", RawValue::Int(1))]),
+            ]
+        };
+        let data = crate::strategy::test_util::matrix(8, 5000, 9);
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let ids: Vec<i64> = (0..8).collect();
+        let run = |threads| {
+            let mut o = Orchestrator::new(Strategy::fedmedian(), plan(), 8, 5, threads).unwrap();
+            o.run_round(3, &vec![0.0; 5000], &rows, &[1.0; 8], &ids)
+                .unwrap()
+        };
+        let (a, ra) = run(Some(1));
+        let (b, rb) = run(Some(4));
+        assert_eq!(a, b);
+        assert_eq!(ra, rb);
+        // Reversing the row order gives the same median (rows are keyed by client id).
+        let rev_rows: Vec<&[f32]> = rows.iter().rev().copied().collect();
+        let rev_ids: Vec<i64> = ids.iter().rev().copied().collect();
+        let mut o = Orchestrator::new(Strategy::fedmedian(), plan(), 8, 5, None).unwrap();
+        let (c, _) = o
+            .run_round(3, &vec![0.0; 5000], &rev_rows, &[1.0; 8], &rev_ids)
+            .unwrap();
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn bad_round_inputs_are_errors() {
+        let mut o = Orchestrator::new(Strategy::fedavg(), vec![], 3, 0, None).unwrap();
+        let data = [vec![1.0f32, 2.0], vec![1.0, 2.0]];
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        assert!(o.run_round(1, &[0.0], &rows, &[1.0; 2], &[0, 1]).is_err());
+        assert!(o
+            .run_round(1, &[0.0; 2], &rows, &[1.0; 3], &[0, 1])
+            .is_err());
+        assert!(o
+            .run_round(1, &[0.0; 2], &rows, &[1.0; 2], &[0, 0])
+            .is_err());
+        assert!(o
+            .run_round(1, &[0.0; 2], &rows, &[1.0; 2], &[0, 3])
+            .is_err());
+        assert!(o
+            .run_round(1, &[0.0; 2], &rows, &[1.0; 2], &[0, -1])
+            .is_err());
+        assert!(o
+            .run_round(1, &[f32::NAN; 2], &rows, &[1.0; 2], &[0, 1])
+            .is_err());
+        let big = [vec![1e38f32, 2.0], vec![1e38, 2.0]];
+        let big_rows: Vec<&[f32]> = big.iter().map(Vec::as_slice).collect();
+        let e = o
+            .run_round(4, &[f32::MAX; 2], &big_rows, &[1.0; 2], &[0, 1])
+            .unwrap_err();
+        assert_eq!(e, CoreError::Diverged { round: 4, col: 0 });
+        assert!(o.run_round(1, &[0.0; 2], &[], &[], &[]).is_err());
+        let mut k = Orchestrator::new(Strategy::krum(1), vec![], 3, 0, None).unwrap();
+        assert!(matches!(
+            k.run_round(1, &[0.0; 2], &rows, &[1.0; 2], &[0, 1]),
+            Err(CoreError::TooFewClients { .. })
+        ));
+    }
+
+    #[test]
+    fn labels_are_poisoned_only_for_active_data_attackers() {
+        let o = Orchestrator::new(
+            Strategy::fedavg(),
+            vec![attack(
+                "label_flipping",
+                &[("count", RawValue::Int(1)), ("end_round", RawValue::Int(2))],
+            )],
+            3,
+            11,
+            None,
+        )
+        .unwrap();
+        let byz = o.byzantine_clients()[0].0;
+        let honest = (byz + 1) % 3;
+        let labels = [0i64, 1, 2, 9];
+        assert_eq!(
+            o.poison_labels(1, byz as i64, &labels, 10).unwrap(),
+            vec![9, 8, 7, 0]
+        );
+        assert_eq!(
+            o.poison_labels(3, byz as i64, &labels, 10).unwrap(),
+            labels.to_vec()
+        );
+        assert_eq!(
+            o.poison_labels(1, honest as i64, &labels, 10).unwrap(),
+            labels.to_vec()
+        );
+        assert!(o.poison_labels(1, 3, &labels, 10).is_err());
+        assert!(o.poison_labels(1, 0, &labels, 5).is_err());
+        assert!(o.poison_labels(1, 0, &labels, 0).is_err());
+        assert_eq!(o.attack_of(byz).map(|a| a.spec().kind()), Some(Kind::Data));
+        assert!(o.attack_of(honest).is_none() && o.attack_of(99).is_none());
+    }
+
+    #[test]
+    fn centered_clipping_uses_the_previous_aggregate() {
+        let mut o = Orchestrator::new(
+            Strategy::centered_clipping(1.0, 1).unwrap(),
+            vec![],
+            2,
+            0,
+            None,
+        )
+        .unwrap();
+        let data = [vec![10.0f32], vec![10.0]];
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let (g, _) = o.run_round(1, &[0.0], &rows, &[1.0; 2], &[0, 1]).unwrap();
+        assert_eq!(g, vec![1.0]); // clipped from v0 = 0
+        let (g, _) = o.run_round(2, &[0.0], &rows, &[1.0; 2], &[0, 1]).unwrap();
+        assert_eq!(g, vec![2.0]); // from v0 = 1
+    }
+}

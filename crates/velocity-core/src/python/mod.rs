@@ -1,0 +1,55 @@
+//! Python bindings (feature `python`): thin wrappers over the pure-Rust core.
+//!
+//! Each wrapper borrows numpy views, leaves the interpreter through
+//! [`compute`] (detach + thread pool + panic guard + error conversion), and
+//! converts the result back. [`CoreError`] becomes `ValueError` (bad input) or
+//! `RuntimeError` here, at the boundary only.
+
+mod arrays;
+mod attacks;
+mod orchestrator;
+mod strategy;
+
+pub use attacks::{attack_schemas, valid_attacks, validate_attack};
+pub use orchestrator::PyOrchestrator;
+pub use strategy::{aggregate, PyStrategy};
+
+use crate::error::{CoreError, Result};
+use crate::parallel::install;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        if e.is_input_error() {
+            PyValueError::new_err(e.to_string())
+        } else {
+            PyRuntimeError::new_err(e.to_string())
+        }
+    }
+}
+
+/// Runs `f` without the interpreter, on `threads` workers (None: the global
+/// pool), turning a Rust panic into `RuntimeError` and a [`CoreError`] into
+/// its Python exception.
+pub(crate) fn compute<T: Send>(
+    py: Python<'_>,
+    threads: Option<usize>,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> PyResult<T> {
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| install(threads, f))));
+    match outcome {
+        Ok(result) => Ok(result??),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in velocity._core (please report): {what}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,329 @@
+"""Datasets and partitioners: shapes, determinism, scaling, skew, errors."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from velocity.data import Dataset, DatasetError, list_datasets, load_dataset, partition
+
+
+def _assert_well_formed(ds: Dataset) -> None:
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        assert x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == 2
+        assert y.dtype == np.int64 and y.shape == (x.shape[0],)
+        assert np.isfinite(x).all()
+        assert y.min() >= 0 and y.max() < ds.num_classes
+    assert ds.x_train.shape[1] == ds.x_test.shape[1] == np.prod(ds.feature_shape)
+
+
+def _label_skew(labels: np.ndarray, shards: list[np.ndarray]) -> float:
+    """Mean total-variation distance between each client's label mix and the global one."""
+    k = int(labels.max()) + 1
+    overall = np.bincount(labels, minlength=k) / labels.size
+    mixes = [np.bincount(labels[s], minlength=k) / s.size for s in shards]
+    return float(np.mean([0.5 * np.abs(m - overall).sum() for m in mixes]))
+
+
+# --- digits ---------------------------------------------------------------------------
+
+
+def test_digits_shapes_and_types():
+    ds = load_dataset("digits", seed=0)
+    _assert_well_formed(ds)
+    assert ds.name == "digits"
+    assert ds.num_classes == 10
+    assert ds.feature_shape == (8, 8)
+    assert ds.num_features == 64
+    assert ds.x_train.shape[0] + ds.x_test.shape[0] == 1797
+    assert ds.x_test.shape[0] == pytest.approx(0.2 * 1797, abs=10)
+
+
+def test_digits_split_is_seeded():
+    a, b, c = (load_dataset("digits", seed=s) for s in (3, 3, 4))
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert a.x_train.shape != c.x_train.shape or not np.array_equal(a.x_train, c.x_train)
+
+
+def test_digits_split_is_stratified():
+    ds = load_dataset("digits", seed=0, test_fraction=0.25)
+    train_counts = np.bincount(ds.y_train, minlength=10)
+    test_counts = np.bincount(ds.y_test, minlength=10)
+    expected = 0.25 * (train_counts + test_counts)
+    assert np.all(np.abs(test_counts - expected) <= 1)
+
+
+def test_standardization_uses_train_statistics():
+    ds = load_dataset("digits", seed=0)
+    std = ds.x_train.std(axis=0)
+    varying = std > 0
+    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(std[varying], 1.0, atol=1e-4)
+    # Constant pixels (std 0) stay finite: divided by 1, not 0.
+    assert not varying.all()
+    assert np.isfinite(ds.x_test).all()
+    # The test split was scaled with train statistics, so its own mean is not zero.
+    assert np.abs(ds.x_test.mean(axis=0)).max() > 1e-2
+
+
+def test_test_fraction_is_validated():
+    with pytest.raises(DatasetError, match="test_fraction"):
+        load_dataset("digits", seed=0, test_fraction=1.0)
+
+
+def test_negative_seed_is_refused():
+    with pytest.raises(ValueError, match="seed"):
+        load_dataset("digits", seed=-1)
+
+
+# --- synthetic ------------------------------------------------------------------------
+
+
+def test_synthetic_respects_params_and_seed():
+    params = {"n_samples": 500, "n_features": 7, "n_classes": 4, "class_sep": 2.0}
+    a = load_dataset("synthetic", seed=1, params=params)
+    b = load_dataset("synthetic", seed=1, params=params)
+    c = load_dataset("synthetic", seed=2, params=params)
+    _assert_well_formed(a)
+    assert a.num_classes == 4 and a.feature_shape == (7,)
+    assert a.x_train.shape[0] + a.x_test.shape[0] == 500
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert not np.array_equal(a.x_train, c.x_train)
+
+
+def test_synthetic_defaults():
+    ds = load_dataset("synthetic", seed=0)
+    assert ds.num_classes == 10 and ds.feature_shape == (20,)
+    assert ds.x_train.shape[0] + ds.x_test.shape[0] == 2000
+
+
+def test_synthetic_rejects_unknown_and_bad_params():
+    with pytest.raises(DatasetError, match="n_samples"):
+        load_dataset("synthetic", seed=0, params={"samples": 10})
+    with pytest.raises(DatasetError, match="n_classes=1 is invalid: must be an integer >= 2"):
+        load_dataset("synthetic", seed=0, params={"n_classes": 1})
+    with pytest.raises(DatasetError, match=r"n_samples=12\.5"):
+        load_dataset("synthetic", seed=0, params={"n_samples": 12.5})
+
+
+# --- ids and errors -------------------------------------------------------------------
+
+
+def test_list_datasets_describes_every_builtin():
+    listing = list_datasets()
+    assert {"digits", "synthetic"} <= set(listing)
+    assert all(isinstance(v, str) and v for v in listing.values())
+
+
+def test_unknown_id_suggests_close_match_and_lists_ids():
+    with pytest.raises(DatasetError) as err:
+        load_dataset("digitz", seed=0)
+    message = str(err.value)
+    assert "did you mean 'digits'" in message
+    assert "synthetic" in message and "owner/name" in message
+
+
+def test_bare_hf_name_suggests_the_full_id():
+    with pytest.raises(DatasetError, match="did you mean 'ylecun/mnist'"):
+        load_dataset("mnist", seed=0)
+
+
+def test_hf_id_without_datasets_library(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(DatasetError) as err:
+        load_dataset("ylecun/mnist", seed=0)
+    assert "dataset 'ylecun/mnist' needs the Hugging Face `datasets` library" in str(err.value)
+    assert "pip install 'velocity-fl[hf]'" in str(err.value)
+
+
+# --- Hugging Face (local only) --------------------------------------------------------
+
+
+@pytest.fixture
+def hf():
+    return pytest.importorskip("datasets", reason="the optional `datasets` extra is not installed")
+
+
+def _pixel_dataset(hf, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % 3).tolist()
+    pixels = rng.integers(0, 256, size=(n, 4, 4)).tolist()
+    ds = hf.Dataset.from_dict({"pixels": pixels, "label": labels})
+    return ds.cast_column("label", hf.ClassLabel(names=["a", "b", "c"]))
+
+
+def test_hf_directory_with_single_split(hf, tmp_path):
+    _pixel_dataset(hf, 30, seed=0).save_to_disk(str(tmp_path))
+    a = load_dataset(str(tmp_path), seed=5)
+    b = load_dataset(str(tmp_path), seed=5)
+    _assert_well_formed(a)
+    assert a.num_classes == 3 and a.feature_shape == (4, 4)
+    assert a.x_train.shape[0] + a.x_test.shape[0] == 30
+    assert a.x_train.min() >= 0.0 and a.x_train.max() <= 1.0
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+
+
+def test_hf_directory_keeps_its_test_split(hf, tmp_path):
+    splits = hf.DatasetDict(train=_pixel_dataset(hf, 24, 0), test=_pixel_dataset(hf, 9, 1))
+    splits.save_to_disk(str(tmp_path))
+    ds = load_dataset(str(tmp_path), seed=0)
+    assert ds.x_train.shape == (24, 16) and ds.x_test.shape == (9, 16)
+    expected = np.asarray(splits["test"]["pixels"], dtype=np.float32).reshape(9, -1) / 255
+    np.testing.assert_allclose(ds.x_test, expected)
+    # A Dataset owns its arrays: changing one does not leak into the next load.
+    ds.x_test[:] = 0.0
+    np.testing.assert_allclose(load_dataset(str(tmp_path), seed=0).x_test, expected)
+
+
+def test_hf_numeric_columns_are_standardized(hf, tmp_path):
+    rng = np.random.default_rng(0)
+    table = {
+        "a": rng.normal(5.0, 3.0, 40).tolist(),
+        "b": rng.integers(0, 100, 40).tolist(),
+        "labels": (np.arange(40) % 2).tolist(),
+        "note": ["x"] * 40,
+    }
+    hf.Dataset.from_dict(table).save_to_disk(str(tmp_path))
+    ds = load_dataset(str(tmp_path), seed=0)
+    assert ds.feature_shape == (2,) and ds.num_classes == 2
+    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)
+
+
+def test_hf_missing_label_column_is_explained(hf, tmp_path):
+    table = {"pixels": [[1, 2]] * 10, "target": [0, 1] * 5}
+    hf.Dataset.from_dict(table).save_to_disk(str(tmp_path))
+    with pytest.raises(DatasetError, match="label_column"):
+        load_dataset(str(tmp_path), seed=0)
+    ds = load_dataset(str(tmp_path), seed=0, params={"label_column": "target"})
+    assert ds.num_classes == 2
+
+
+def test_hf_too_few_samples_to_split(hf, tmp_path):
+    hf.Dataset.from_dict({"pixels": [[1, 2]] * 4, "label": [0, 1] * 2}).save_to_disk(str(tmp_path))
+    with pytest.raises(DatasetError, match="too few samples"):
+        load_dataset(str(tmp_path), seed=0)
+
+
+def test_hf_directory_of_data_files(hf, tmp_path, monkeypatch):
+    monkeypatch.setattr(hf.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    data_dir = tmp_path / "csv"
+    data_dir.mkdir()
+    rows = "\n".join(f"{i % 7},{i * 0.5},{i % 2}" for i in range(30))
+    (data_dir / "train.csv").write_text("a,b,label\n" + rows + "\n")
+    ds = load_dataset(str(data_dir), seed=0)
+    assert ds.feature_shape == (2,) and ds.num_classes == 2
+    assert ds.x_train.shape[0] + ds.x_test.shape[0] == 30
+
+
+def test_hf_directory_without_data_is_explained(hf, tmp_path, monkeypatch):
+    monkeypatch.setattr(hf.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="holds neither a save_to_disk dataset"):
+        load_dataset(str(tmp_path / "empty"), seed=0)
+
+
+def test_hf_id_not_in_cache_is_never_downloaded(hf, tmp_path, monkeypatch):
+    monkeypatch.setattr(hf.config, "HF_DATASETS_CACHE", tmp_path)
+    offline_before = hf.config.HF_HUB_OFFLINE
+    with pytest.raises(DatasetError) as err:
+        load_dataset("velocity-tests/not-cached", seed=0)
+    message = str(err.value)
+    assert "never downloads" in message
+    assert "datasets.load_dataset('velocity-tests/not-cached')" in message
+    assert offline_before == hf.config.HF_HUB_OFFLINE
+
+
+# --- partition: iid -------------------------------------------------------------------
+
+
+def test_iid_partition_covers_every_index_once_in_near_equal_shards():
+    labels = np.arange(103) % 10
+    shards = partition(labels, 7, seed=0)
+    assert len(shards) == 7
+    sizes = [s.size for s in shards]
+    assert max(sizes) - min(sizes) <= 1
+    np.testing.assert_array_equal(np.sort(np.concatenate(shards)), np.arange(103))
+    for s in shards:
+        assert s.dtype == np.int64
+        assert np.all(np.diff(s) > 0)
+
+
+def test_partition_is_a_pure_function_of_its_arguments():
+    labels = np.arange(500) % 10
+    for scheme in ("iid", "dirichlet"):
+        a = partition(labels, 8, scheme=scheme, seed=11)
+        b = partition(labels, 8, scheme=scheme, seed=11)
+        c = partition(labels, 8, scheme=scheme, seed=12)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+# --- partition: dirichlet -------------------------------------------------------------
+
+
+def test_dirichlet_small_alpha_is_visibly_non_iid():
+    labels = load_dataset("digits", seed=0).y_train
+    iid = partition(labels, 10, scheme="iid", seed=0)
+    skewed = partition(labels, 10, scheme="dirichlet", alpha=0.1, seed=0)
+    near_iid = partition(labels, 10, scheme="dirichlet", alpha=1000.0, seed=0)
+    assert _label_skew(labels, iid) < 0.15
+    assert _label_skew(labels, near_iid) < 0.15
+    assert _label_skew(labels, skewed) > 0.5
+
+
+def test_dirichlet_guarantees_min_samples_even_when_draws_fall_short():
+    labels = np.arange(300) % 10
+    shards = partition(labels, 50, scheme="dirichlet", alpha=0.01, seed=3, min_samples=5)
+    assert min(s.size for s in shards) >= 5
+    np.testing.assert_array_equal(np.sort(np.concatenate(shards)), np.arange(300))
+    again = partition(labels, 50, scheme="dirichlet", alpha=0.01, seed=3, min_samples=5)
+    assert all(np.array_equal(x, y) for x, y in zip(shards, again, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 200),
+    num_classes=st.integers(1, 12),
+    num_clients=st.integers(1, 30),
+    min_samples=st.integers(0, 6),
+    alpha=st.floats(0.01, 10.0),
+    scheme=st.sampled_from(["iid", "dirichlet"]),
+    seed=st.integers(0, 2**32),
+)
+def test_partition_properties(n, num_classes, num_clients, min_samples, alpha, scheme, seed):
+    labels = np.random.default_rng(seed).integers(0, num_classes, n)
+    if num_clients * min_samples > n:
+        with pytest.raises(ValueError, match="more clients than samples"):
+            partition(
+                labels, num_clients, scheme=scheme, alpha=alpha, seed=seed, min_samples=min_samples
+            )
+        return
+    shards = partition(
+        labels, num_clients, scheme=scheme, alpha=alpha, seed=seed, min_samples=min_samples
+    )
+    assert len(shards) == num_clients
+    assert min(s.size for s in shards) >= min_samples
+    np.testing.assert_array_equal(np.sort(np.concatenate(shards)), np.arange(n))
+
+
+# --- partition: errors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"num_clients": 0}, r"num_clients=0 .*>= 1"),
+        ({"num_clients": 6}, r"more clients than samples .*12 > 10"),
+        ({"num_clients": 2, "alpha": 0.0}, r"alpha=0.0 .*> 0"),
+        ({"num_clients": 2, "scheme": "dirichet"}, r"did you mean 'dirichlet'.*iid, dirichlet"),
+        ({"num_clients": 2, "min_samples": -1}, r"min_samples=-1"),
+    ],
+)
+def test_partition_errors_name_field_value_and_allowed(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        partition(np.arange(10) % 2, seed=0, **kwargs)

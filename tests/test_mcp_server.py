@@ -1,0 +1,443 @@
+"""The MCP server in-process (``mcp.Client(build_server(...))``): every tool, error paths.
+
+Most sweeps here are a fake sweep process (a small script that behaves like
+``velocity sweep`` on the file side: status.json with its pid, a running run's
+progress.json, SIGTERM -> cancelled), so state transitions are deterministic. The
+real sweep runs in ``test_real_sweep_*`` and in ``test_mcp_stdio.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from velocity.spec import SharedSettings
+from velocity_mcp.launcher import pid_alive
+from velocity_mcp.limits import Limits
+from velocity_mcp.server import EXCLUDED_SETTINGS, build_server
+
+pytestmark = pytest.mark.anyio
+
+LIMITS = Limits(max_runs=12, max_rounds=50, max_clients=20, max_parallel=2, max_concurrent_sweeps=1)
+
+FAKE_SWEEP = textwrap.dedent(
+    """
+    # Behaves like `velocity sweep EXPERIMENT --resume DIR` on the file side.
+    import json, os, signal, sys, time
+    from pathlib import Path
+
+    mode = os.environ.get("FAKE_SWEEP_MODE", "hang")
+    if mode == "crash":
+        print("fake sweep: refusing to start", file=sys.stderr)
+        sys.exit(3)
+    out = Path(sys.argv[sys.argv.index("--resume") + 1])
+    plan = json.loads((out / "plan.json").read_text())
+    names = [r["name"] for r in plan["runs"]]
+
+    def write(state, runs):
+        status = {"state": state, "pid": os.getpid(), "started_at": "2026-01-01T00:00:00+00:00",
+                  "updated_at": "2026-01-01T00:00:01+00:00",
+                  "finished_at": None if state == "running" else "2026-01-01T00:00:02+00:00",
+                  "elapsed_s": 1.0, "total_runs": len(names), "done_runs": 0,
+                  "failed_runs": 0, "runs": runs, "error": None}
+        tmp = out / ".status.tmp"
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, out / "status.json")
+
+    runs = {n: {"state": "pending", "error": None} for n in names}
+    runs[names[0]]["state"] = "running"
+    (out / names[0]).mkdir(exist_ok=True)
+    (out / names[0] / "progress.json").write_text(
+        json.dumps({"state": "running", "round": 2, "rounds": 7}))
+
+    def stop(signum, frame):
+        for entry in runs.values():
+            entry["state"] = "cancelled"
+        write("cancelled", runs)
+        sys.exit(130)
+
+    signal.signal(signal.SIGTERM, stop)
+    write("running", runs)
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "root"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def fake_command(tmp_path: Path) -> list[str]:
+    script = tmp_path / "fake_velocity_sweep.py"
+    script.write_text(FAKE_SWEEP)
+    return [sys.executable, str(script), "sweep"]
+
+
+@pytest.fixture
+def server(root: Path, fake_command: list[str]) -> Iterator[Any]:
+    srv = build_server(root, LIMITS, sweep_command=fake_command, start_wait_s=30, cancel_wait_s=10)
+    yield srv
+    srv.service.launcher.kill_all()
+
+
+@pytest.fixture
+async def client(server: Any) -> AsyncIterator[Client]:
+    async with Client(server) as c:
+        yield c
+
+
+async def ok(client: Client, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    result = await client.call_tool(tool, args or {})
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert not result.is_error, text
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def err(client: Client, tool: str, args: dict[str, Any] | None = None) -> str:
+    result = await client.call_tool(tool, args or {})
+    assert result.is_error, result.structured_content
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    # an anticipated error always carries a message, never just the tool name
+    assert text.strip() != f"Error executing tool {tool}", text
+    return text
+
+
+SMALL = {"strategies": ["FedAvg", "FedMedian"], "attacks": ["gaussian_noise"], "rounds": 3}
+
+
+# --------------------------------------------------------------------------- listing
+
+
+async def test_tools_have_bounded_schemas_and_output_schemas(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {
+        "list_strategies",
+        "sweep_run",
+        "sweep_status",
+        "sweep_compare",
+        "sweep_cancel",
+        "list_sweeps",
+    }
+    for tool in tools.values():
+        assert tool.description and len(tool.description) > 40
+        assert tool.output_schema is not None
+    props = tools["sweep_run"].input_schema["properties"]
+    assert props["rounds"]["anyOf"][0]["maximum"] == LIMITS.max_rounds
+    assert props["clients"]["anyOf"][0]["maximum"] == LIMITS.max_clients
+    assert props["parallel"]["anyOf"][0]["maximum"] == LIMITS.max_parallel
+    assert "--max-rounds" in props["rounds"]["description"]
+    # 1:1 with the TOML [shared] table: every setting but storage is a parameter
+    settings = set(SharedSettings.model_fields) - EXCLUDED_SETTINGS
+    assert settings <= set(props), settings - set(props)
+
+
+async def test_list_strategies(client: Client) -> None:
+    catalog = await ok(client, "list_strategies")
+    strategies = {s["name"]: s for s in catalog["strategies"]}
+    assert {"FedAvg", "FedMedian", "Krum", "TrimmedMean"} <= set(strategies)
+    assert strategies["Krum"]["selection"] is True
+    assert "f" in strategies["Krum"]["params"]
+    attacks = {a["name"]: a for a in catalog["attacks"]}
+    assert "gaussian_noise" in attacks
+    assert attacks["gaussian_noise"]["params"]["fraction"]["allowed"] == "(0.0, 1.0]"
+    assert "digits" in catalog["datasets"]
+    assert "logreg" in catalog["models"]
+    assert catalog["limits"] == LIMITS.as_dict()
+
+
+async def test_prompts_and_resource_template(client: Client) -> None:
+    prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+    assert {"system", "pick-best-strategy"} <= set(prompts)
+    assert not prompts["system"].arguments
+    prompt = await client.get_prompt("system")
+    assert "sweep_run" in prompt.messages[0].content.text
+    templates = (await client.list_resource_templates()).resource_templates
+    assert [t.uri_template for t in templates] == ["velocity://sweeps/{sweep_id}/comparison.md"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+async def test_unknown_strategy_gets_a_suggestion(client: Client, root: Path) -> None:
+    text = await err(client, "sweep_run", {"strategies": ["Krmu"], "rounds": 3})
+    assert "unknown strategy 'Krmu'" in text and "did you mean 'Krum'" in text
+    text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "attacks": ["gausian"]})
+    assert "gausian" in text and "gaussian_noise" in text
+    assert list(root.iterdir()) == []  # nothing was started
+
+
+async def test_bad_parameter_and_precondition(client: Client, root: Path) -> None:
+    text = await err(client, "sweep_run", {"strategies": ["TrimmedMean:beta=0.7"]})
+    assert "beta" in text
+    text = await err(client, "sweep_run", {"strategies": ["Krum:g=1"]})
+    assert "unknown parameter 'g'" in text
+    # preconditions that would only fail at round 1 are refused up front
+    text = await err(client, "sweep_run", {"strategies": ["Krum:f=3"], "clients": 5})
+    assert "needs at least 9 clients" in text
+    text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "dataset": "nosuch"})
+    assert "dataset 'nosuch' is unknown" in text and "digits" in text
+    assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("rounds", [0, 51, 100_000])
+async def test_rounds_out_of_range_rejected_by_schema(client: Client, rounds: int) -> None:
+    text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "rounds": rounds})
+    assert "rounds" in text
+    assert ("less than or equal to 50" in text) or ("greater than or equal to 1" in text)
+
+
+async def test_limits_name_the_limit(client: Client, root: Path) -> None:
+    # 3 strategies × (1 + 1 attack) × 3 repeats = 18 runs > max_runs=12
+    args = {"strategies": ["FedAvg", "FedMedian", "Krum"], "attacks": ["zero"], "repeats": 3}
+    text = await err(client, "sweep_run", args)
+    assert "max_runs=12" in text and "18" in text and "--max-runs" in text
+    # a config file over a limit is refused the same way
+    (root / "big.json").write_text(
+        json.dumps({"shared": {"rounds": 400}, "runs": [{"strategy": "FedAvg"}]})
+    )
+    text = await err(client, "sweep_run", {"config": "big.json"})
+    assert "max_rounds=50" in text and "VELOCITY_MCP_MAX_ROUNDS" in text
+
+
+async def test_config_and_inline_are_exclusive(client: Client, root: Path) -> None:
+    (root / "exp.toml").write_text('[[runs]]\nstrategy = "FedAvg"\n')
+    text = await err(client, "sweep_run", {"config": "exp.toml", "strategies": ["FedAvg"]})
+    assert "either config or strategies" in text
+    text = await err(client, "sweep_run", {})
+    assert "give strategies" in text and "list_strategies" in text
+    text = await err(client, "sweep_run", {"config": "missing.toml"})
+    assert "not found" in text
+    (root / "bad.toml").write_text("[shared\n")
+    text = await err(client, "sweep_run", {"config": "bad.toml"})
+    assert "malformed" in text
+    (root / "store.toml").write_text(
+        '[shared]\nstorage = "local:///tmp/x"\n[[runs]]\nstrategy = "FedAvg"\n'
+    )
+    text = await err(client, "sweep_run", {"config": "store.toml"})
+    assert "storage" in text
+
+
+@pytest.mark.parametrize(
+    "sweep_id", ["../../etc", "/etc", "a/../../..", "x\x00y", "../root-sibling"]
+)
+async def test_path_traversal_refused(client: Client, sweep_id: str) -> None:
+    for tool in ("sweep_status", "sweep_compare", "sweep_cancel"):
+        text = await err(client, tool, {"sweep_id": sweep_id})
+        assert "root" in text.lower() or "nul" in text.lower(), text
+    text = await err(client, "sweep_run", {"config": "../../etc/passwd"})
+    assert "escapes" in text or "outside" in text or ".toml" in text
+
+
+@pytest.mark.parametrize("dataset", ["../../etc", "/etc", "a/../../etc"])
+async def test_dataset_paths_stay_inside_the_root(client: Client, dataset: str) -> None:
+    text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "dataset": dataset})
+    assert "escapes the server's root" in text or "outside the server's root" in text
+
+
+async def test_symlink_escape_refused(client: Client, root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "status.json").write_text(json.dumps({"state": "done", "pid": 1}))
+    (outside / "exp.toml").write_text('[[runs]]\nstrategy = "FedAvg"\n')
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    text = await err(client, "sweep_status", {"sweep_id": "link"})
+    assert "escapes" in text
+    text = await err(client, "sweep_run", {"config": "link/exp.toml"})
+    assert "escapes" in text
+
+
+async def test_nonexistent_sweep_id(client: Client) -> None:
+    for tool in ("sweep_status", "sweep_compare", "sweep_cancel"):
+        text = await err(client, tool, {"sweep_id": "20990101-000000-abcdef"})
+        assert "no sweep '20990101-000000-abcdef'" in text and "list_sweeps" in text
+
+
+async def test_resource_for_missing_sweep_is_a_clear_error(client: Client) -> None:
+    with pytest.raises(Exception, match="no sweep"):
+        await client.read_resource("velocity://sweeps/nope/comparison.md")
+
+
+# --------------------------------------------------------------------------- lifecycle (fake)
+
+
+async def test_run_status_compare_while_running_concurrency_cancel(
+    client: Client, root: Path
+) -> None:
+    started = await ok(client, "sweep_run", SMALL)
+    assert started["status"] == "running"
+    assert started["total_runs"] == 4
+    assert started["planned_runs"] == [
+        "FedAvg",
+        "FedAvg__gaussian_noise",
+        "FedMedian",
+        "FedMedian__gaussian_noise",
+    ]
+    assert started["parallel"] == LIMITS.max_parallel
+    sweep_id = started["sweep_id"]
+    sweep_dir = Path(started["sweep_dir"])
+    assert sweep_dir.parent == root and sweep_dir.name == sweep_id
+    experiment = json.loads((sweep_dir / "experiment.json").read_text())
+    assert experiment["shared"]["rounds"] == 3 and len(experiment["runs"]) == 4
+
+    status = await ok(client, "sweep_status", {"sweep_id": sweep_id})
+    assert status["state"] == "running"
+    assert status["total_runs"] == 4 and status["done_runs"] == 0
+    assert status["running"] == [{"run": "FedAvg", "round": 2, "rounds": 7}]
+    assert status["pending_runs"] == 3
+    # the sweep_dir path works as an id too, absolute or relative to the root
+    again = await ok(client, "sweep_status", {"sweep_id": str(sweep_dir)})
+    assert again["sweep_id"] == sweep_id
+
+    text = await err(client, "sweep_compare", {"sweep_id": sweep_id})
+    assert "still running: 0 of 4 runs done" in text and "sweep_status" in text
+
+    text = await err(client, "sweep_run", SMALL)
+    assert "max_concurrent_sweeps=1" in text and sweep_id in text and "sweep_cancel" in text
+
+    listed = await ok(client, "list_sweeps")
+    assert [s["sweep_id"] for s in listed["sweeps"]] == [sweep_id]
+
+    pid = json.loads((sweep_dir / "status.json").read_text())["pid"]
+    cancelled = await ok(client, "sweep_cancel", {"sweep_id": sweep_id})
+    assert cancelled["cancelled"] is True and cancelled["state"] == "cancelled"
+    assert not pid_alive(pid)
+    again = await ok(client, "sweep_cancel", {"sweep_id": sweep_id})
+    assert again["cancelled"] is False and "already cancelled" in again["message"]
+
+    # the slot is free again
+    second = await ok(client, "sweep_run", SMALL)
+    assert second["sweep_id"] != sweep_id
+    # and the server is still healthy after all the errors
+    await ok(client, "list_strategies")
+
+
+async def test_sweep_that_dies_at_start_is_an_error(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SWEEP_MODE", "crash")
+    text = await err(client, "sweep_run", SMALL)
+    assert "exited with code 3" in text and "refusing to start" in text
+    (sweep_dir,) = root.iterdir()
+    status = await ok(client, "sweep_status", {"sweep_id": sweep_dir.name})
+    assert status["state"] == "failed" and "refusing to start" in status["error"]
+
+
+async def test_killed_sweep_is_interrupted(client: Client) -> None:
+    started = await ok(client, "sweep_run", SMALL)
+    sweep_dir = Path(started["sweep_dir"])
+    pid = json.loads((sweep_dir / "status.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = await ok(client, "sweep_status", {"sweep_id": started["sweep_id"]})
+        if status["state"] != "running":
+            break
+        await anyio.sleep(0.1)
+    assert status["state"] == "interrupted"
+    assert "--resume" in status["error"]
+    text = await err(client, "sweep_compare", {"sweep_id": started["sweep_id"]})
+    assert "no results to compare" in text
+
+
+async def test_cancel_refuses_a_pid_that_is_not_a_sweep(client: Client, root: Path) -> None:
+    sweep_dir = root / "handmade"
+    sweep_dir.mkdir()
+    # a "running" status whose pid is this test process (alive, but not a sweep)
+    (sweep_dir / "status.json").write_text(
+        json.dumps({"state": "running", "pid": os.getpid(), "total_runs": 1, "runs": {}})
+    )
+    status = await ok(client, "sweep_status", {"sweep_id": "handmade"})
+    assert status["state"] == "interrupted"
+    result = await ok(client, "sweep_cancel", {"sweep_id": "handmade"})
+    assert result["cancelled"] is False
+    assert pid_alive(os.getpid())
+
+
+# --------------------------------------------------------------------------- real sweeps
+
+
+async def _wait_done(client: Client, sweep_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await ok(client, "sweep_status", {"sweep_id": sweep_id})
+        if status["state"] not in ("starting", "running"):
+            return status
+        assert time.monotonic() < deadline, status
+        await anyio.sleep(0.3)
+
+
+@pytest.fixture
+async def real_client(root: Path) -> AsyncIterator[Client]:
+    srv = build_server(root, LIMITS, start_wait_s=30, cancel_wait_s=30)
+    try:
+        async with Client(srv) as c:
+            yield c
+    finally:
+        srv.service.launcher.kill_all()
+
+
+async def test_real_sweep_end_to_end(real_client: Client, root: Path) -> None:
+    started = await ok(real_client, "sweep_run", {**SMALL, "clients": 5})
+    status = await _wait_done(real_client, started["sweep_id"])
+    assert status["state"] == "done", status
+    assert status["done_runs"] == 4
+    # the sweep writes comparison.json just after its final status: compare waits for it
+    verdict = await ok(real_client, "sweep_compare", {"sweep_id": started["sweep_id"]})
+    comparison = json.loads((Path(started["sweep_dir"]) / "comparison.json").read_text())
+    assert verdict["winner"] == comparison["winner"] is not None
+    assert [r["run"] for r in verdict["ranking"]] == [r["run"] for r in comparison["ranking"]]
+    assert set(verdict["most_robust"]["by_attack"]) == {"gaussian_noise"}
+    assert verdict["caveats"] == comparison["caveats"]
+    assert verdict["winner"] in verdict["verdict"]
+
+    uri = verdict["comparison_uri"]
+    resources = [str(r.uri) for r in (await real_client.list_resources()).resources]
+    assert uri in resources
+    contents = (await real_client.read_resource(uri)).contents
+    assert contents[0].text.startswith("# Sweep comparison")
+    status = await ok(real_client, "sweep_status", {"sweep_id": started["sweep_id"]})
+    assert status["comparison_ready"] is True
+
+
+async def test_real_sweep_cancel(real_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the sweep inherits the environment: its one run sleeps 0.2 s after each round
+    monkeypatch.setenv("VELOCITY_TEST_SLOW_RUN", "FedAvg:0.2")
+    started = await ok(real_client, "sweep_run", {"strategies": ["FedAvg"], "rounds": 50})
+    sweep_id = started["sweep_id"]
+    deadline = time.monotonic() + 60
+    while True:  # until the run has completed a round
+        status = await ok(real_client, "sweep_status", {"sweep_id": sweep_id})
+        if status["running"] and (status["running"][0]["round"] or 0) >= 1:
+            break
+        assert status["state"] in ("starting", "running"), status
+        assert time.monotonic() < deadline, status
+        await anyio.sleep(0.1)
+    text = await err(real_client, "sweep_compare", {"sweep_id": sweep_id})
+    assert "still running: 0 of 1 runs done" in text
+    cancelled = await ok(real_client, "sweep_cancel", {"sweep_id": sweep_id})
+    assert cancelled["cancelled"] is True
+    assert cancelled["state"] == "cancelled", cancelled
+    status = await ok(real_client, "sweep_status", {"sweep_id": sweep_id})
+    assert status["state"] == "cancelled"

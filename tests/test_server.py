@@ -1,0 +1,156 @@
+"""One real FL run on the embedded digits: it learns, attacks bite, robust rules resist."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from velocity.server import VelocityServer, run_one
+from velocity.spec import RunSpec
+from velocity.storage import load_checkpoint
+
+
+def run(strategy: str, *attacks: str, rounds: int = 20, **settings: object):
+    server = VelocityServer(
+        "logreg", "digits", strategy, rounds=rounds, clients=10, seed=42, **settings
+    )
+    for attack in attacks:
+        name, _, params = attack.partition(":")
+        kwargs = dict(p.split("=") for p in params.split(",")) if params else {}
+        server.simulate_attack(name, **kwargs)
+    result = server.run()
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.fixture(scope="module")
+def honest():
+    return {s: run(s) for s in ("FedAvg", "FedMedian", "Krum")}
+
+
+def test_honest_fedavg_learns_the_digits(honest) -> None:
+    rounds = honest["FedAvg"].rounds
+    assert len(rounds) == 20
+    assert rounds[-1].accuracy >= 0.90
+    assert rounds[-1].global_loss < rounds[0].global_loss
+
+
+def test_one_noisy_client_breaks_fedavg_but_not_median_or_krum(honest) -> None:
+    """Blanchard et al. 2017: a single Byzantine client controls the mean."""
+    attacked = {s: run(s, "gaussian_noise:sigma=100,count=1") for s in honest}
+    assert attacked["FedAvg"].rounds[-1].accuracy < 0.3
+    for robust in ("FedMedian", "Krum"):
+        assert attacked[robust].rounds[-1].accuracy > honest[robust].rounds[-1].accuracy - 0.05
+
+
+def test_scaled_model_poisoning_drives_fedavg_far_below_its_honest_run(honest) -> None:
+    attacked = run("FedAvg", "model_poisoning:fraction=0.3,intensity=1.0,scale=5")
+    assert attacked.rounds[-1].accuracy < honest["FedAvg"].rounds[-1].accuracy - 0.3
+
+
+def test_krum_reports_byzantine_detection() -> None:
+    result = run("Krum:f=2", "gaussian_noise:sigma=100,count=2", rounds=3)
+    det = result.rounds[-1].detection
+    assert det == {
+        "kept_honest": 1,
+        "kept_byzantine": 0,
+        "excluded_honest": 7,
+        "excluded_byzantine": 2,
+    }
+
+
+def test_label_flipping_poisons_the_byzantine_clients_training() -> None:
+    clean = run("FedAvg", rounds=5)
+    flipped = run("FedAvg", "label_flipping:fraction=0.5", rounds=5)
+    assert flipped.rounds[-1].accuracy < clean.rounds[-1].accuracy
+    assert flipped.rounds[-1].attacked.count("label_flipping") == 5
+
+
+def test_same_spec_gives_identical_rounds() -> None:
+    a = run("TrimmedMean", "alie", rounds=4, partition="dirichlet", alpha=0.5, fraction_fit=0.6)
+    b = run("TrimmedMean", "alie", rounds=4, partition="dirichlet", alpha=0.5, fraction_fit=0.6)
+    assert [r.row() for r in a.rounds] == [r.row() for r in b.rounds]
+    assert a.params is not None and b.params is not None
+    assert a.params.tobytes() == b.params.tobytes()
+
+
+def test_fraction_fit_samples_clients_each_round() -> None:
+    result = run("FedAvg", rounds=3, fraction_fit=0.5)
+    assert [r.num_clients for r in result.rounds] == [5, 5, 5]
+
+
+def test_fedprox_runs_with_its_proximal_term() -> None:
+    assert run("FedProx:mu=0.1", rounds=5).rounds[-1].accuracy > 0.8
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"model_id": "resnet9000"}, "resnet9000"),
+        ({"dataset": "cifar-nope"}, "cifar-nope"),
+        ({"partition": "dirichlet", "alpha": 0}, "alpha"),
+        ({"clients": 5000}, "clients|samples"),
+        ({"fraction_fit": 1.5}, "fraction_fit"),
+        ({"fraction_fit": 0}, "fraction_fit"),
+        ({"storage": "s3://bucket"}, "s3://"),
+        ({"strategy": "Krum:f=3", "clients": 8}, "2f"),
+        ({"strategy": "Krum:f=1", "clients": 10, "fraction_fit": 0.4}, "2f"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(settings: dict, match: str) -> None:
+    args = {"model_id": "logreg", "dataset": "digits", "strategy": "FedAvg", **settings}
+    with pytest.raises(ValueError, match=match):
+        VelocityServer(**args)
+
+
+def test_unknown_attack_is_refused_by_simulate_attack() -> None:
+    server = VelocityServer(rounds=1)
+    with pytest.raises(ValueError, match="did you mean 'sign_flipping'"):
+        server.simulate_attack("sign_flippin")
+
+
+def test_run_one_writes_the_run_files(tmp_path: Path) -> None:
+    spec = RunSpec(
+        name="fedavg_noise",
+        strategy="FedAvg",
+        rounds=3,
+        clients=5,
+        attacks=["gaussian_noise:sigma=1"],
+        checkpoint_every=2,
+    )
+    seen: list[tuple[int, int]] = []
+    summary = run_one(spec, tmp_path / "run", on_round=lambda r, n: seen.append((r, n)))
+    run_dir = tmp_path / "run"
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert summary["status"] == "done" and summary["rounds_completed"] == 3
+    assert RunSpec.model_validate(json.loads((run_dir / "config.json").read_text())) == spec
+    rows = list(csv.DictReader((run_dir / "rounds.csv").open()))
+    assert [int(r["round"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["global_loss"]) == pytest.approx(summary["final_loss"])
+    assert "gaussian_noise" in rows[0]["attacked"]
+    assert len(list(csv.DictReader((run_dir / "timings.csv").open()))) == 3
+    assert json.loads((run_dir / "progress.json").read_text())["state"] == "done"
+    assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    final = load_checkpoint(run_dir / summary["checkpoint"])
+    assert final.round == 3 and final.model_id == "logreg"
+    assert load_checkpoint(run_dir / "checkpoint" / "round_2.npz").round == 2
+    assert not list(run_dir.glob("**/*.tmp"))
+
+
+def test_checkpoint_reproduces_the_final_accuracy(tmp_path: Path) -> None:
+    server = VelocityServer(rounds=2, clients=4, storage=f"local://{tmp_path / 'ck'}")
+    result = server.run()
+    ck = load_checkpoint(tmp_path / "ck" / "final.npz")
+    np.testing.assert_array_equal(ck.params, result.params)
+    _, acc = server.model.evaluate(ck.params, server.dataset.x_test, server.dataset.y_test)
+    assert acc == pytest.approx(result.rounds[-1].accuracy)
+
+
+def test_a_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
+    spec = RunSpec(name="diverge", strategy="FedAvg", rounds=5, clients=5, lr=1e38)
+    summary = run_one(spec, tmp_path / "d")
+    assert summary["status"] == "failed"
+    assert "round" in summary["error"]
+    assert json.loads((tmp_path / "d" / "summary.json").read_text())["status"] == "failed"

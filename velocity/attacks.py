@@ -1,0 +1,95 @@
+"""Attacks: a thin, typed face over the Rust registry (``crates/velocity-core/src/security.rs``).
+
+The registry in Rust is the single source of truth for attack names, kinds
+(``update`` attacks rewrite a Byzantine client's update; ``data`` attacks poison
+its labels before training), parameter schemas and implementations. This module
+only reads it: adding an attack touches security.rs and nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from velocity import _core
+from velocity._inline import coerce, split_inline
+from velocity.errors import format_validation_error
+
+
+def valid_attacks() -> list[str]:
+    """The names of every attack, sorted."""
+    return list(_core.valid_attacks())
+
+
+def attack_schemas() -> dict[str, _core.AttackSchema]:
+    """Per attack: kind, description, paper and parameters (type, default, range, help)."""
+    return _core.attack_schemas()
+
+
+class AttackSpec(BaseModel):
+    """One attack in a run: its registered name and its parameters, all filled in.
+
+    Validation happens in Rust (``_core.validate_attack``), so the Python side can
+    never disagree with what the simulation accepts. ``params`` holds every
+    parameter of the attack after validation, defaults included.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
+            return data  # pydantic reports the missing or mistyped field
+        name: str = data["type"]
+        params = dict(data.get("params") or {})
+        schema = attack_schemas().get(name)
+        if schema is not None:
+            for key, value in params.items():
+                spec = schema["params"].get(key)
+                if spec is not None and isinstance(value, str):
+                    params[key] = coerce(
+                        value, spec["type"], nullable=spec["nullable"], where=f"{name}.{key}"
+                    )
+        return {"type": name, "params": dict(_core.validate_attack(name, params))}
+
+    @property
+    def kind(self) -> str:
+        """``"update"`` or ``"data"``."""
+        return attack_schemas()[self.type]["kind"]
+
+    def label(self) -> str:
+        """The inline form with the parameters that differ from their defaults."""
+        defaults = attack_schemas()[self.type]["params"]
+        changed = [f"{k}={v}" for k, v in self.params.items() if v != defaults[k]["default"]]
+        return self.type + (":" + ",".join(changed) if changed else "")
+
+
+def parse_attack(spec: str | Mapping[str, Any] | AttackSpec) -> AttackSpec:
+    """Turn ``"gaussian_noise:sigma=0.5,fraction=0.3"``, a mapping or a spec into an AttackSpec.
+
+    A mapping may hold the parameters flat (``{"type": "alie", "z": 1.5}``) or under
+    ``"params"``. Raises ``ValueError`` with a close match for unknown names.
+    """
+    if isinstance(spec, AttackSpec):
+        return spec
+    if isinstance(spec, str):
+        name, raw = split_inline(spec)
+    elif isinstance(spec, Mapping):
+        params = dict(spec)
+        name = params.pop("type", None)
+        if not isinstance(name, str):
+            raise ValueError(f"attack needs a 'type' name, got {dict(spec)!r}")
+        params.update(params.pop("params", None) or {})
+        raw = params
+    else:
+        raise ValueError(f"cannot read an attack from {spec!r}")
+    try:
+        return AttackSpec(type=name, params=raw)
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc)) from None

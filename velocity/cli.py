@@ -1,0 +1,473 @@
+"""The ``velocity`` command line: ``sweep``, ``run``, ``compare``, ``strategies``.
+
+Every form ends in the one spec code path (``velocity.spec``): an experiment
+file, or flags turned into the same ``SweepSpec`` by ``matrix_spec``. Nothing
+here names a strategy or an attack: they come from ``velocity.strategy`` and the
+Rust attack registry, so adding one needs no change in this file.
+
+Lists on the command line: ``--strategies`` and ``--attacks`` take comma-separated
+items, and a comma followed by ``key=value`` continues the parameters of the item
+before it, so ``--attacks gaussian_noise:sigma=0.5,fraction=0.3,sign_flipping``
+is two attacks. Both flags can also be repeated, one item each.
+
+A user error (bad name or parameter, unknown key, missing or malformed file,
+duplicate run names, an output directory that cannot be written) prints one line,
+``velocity: error: <message>``, exits with status 2 and writes nothing.
+Exit status otherwise: 0 success, 1 a run failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from velocity.errors import SpecError, format_validation_error
+
+PROG = "velocity"
+
+# flag -> Settings field, for the flags that override [shared]
+_SHARED_FLAGS = {
+    "rounds": "rounds",
+    "clients": "clients",
+    "seed": "seed",
+    "dataset": "dataset",
+    "model": "model_id",
+    "partition": "partition",
+    "alpha": "alpha",
+    "local_epochs": "local_epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "fraction_fit": "fraction_fit",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as the one ``velocity: error:`` line."""
+
+    def error(self, message: str) -> NoReturn:
+        _print_error(f"{message} (see '{self.prog} --help')")
+        raise SystemExit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``velocity`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace, list[str]], int] = args.handler
+    try:
+        return handler(args, argv)
+    except ValidationError as exc:
+        _print_error(format_validation_error(exc))
+        return 2
+    except (SpecError, ValueError) as exc:
+        _print_error(str(exc))
+        return 2
+    except OSError as exc:
+        _print_error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(
+        prog=PROG,
+        description="Which federated-learning strategy holds up against the attacks you fear?",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a strategy × attack matrix in parallel and rank it",
+        description=(
+            "Run an experiment file, or every --strategies × (no attack + each of --attacks). "
+            "Flags given with CONFIG override its [shared] values."
+        ),
+    )
+    sweep.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="experiment file (.toml or .json): [shared] + [[runs]]",
+    )
+    sweep.add_argument(
+        "--strategies",
+        "--strategy",
+        action="append",
+        metavar="LIST",
+        help="e.g. FedAvg,FedMedian,Krum:f=2 (repeatable)",
+    )
+    sweep.add_argument(
+        "--attacks",
+        "--attack",
+        action="append",
+        metavar="LIST",
+        help="e.g. gaussian_noise:sigma=0.5,fraction=0.3,sign_flipping "
+        "(repeatable); every strategy also runs with no attack",
+    )
+    _add_shared_flags(sweep)
+    sweep.add_argument("--repeats", type=int, help="seeds per cell (mean ± std)")
+    sweep.add_argument("--parallel", type=int, help="worker processes (default: min(CPUs, runs))")
+    sweep.add_argument("--out", metavar="DIR", help="sweep directory (default out/<time>-sweep)")
+    sweep.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="finish the sweep in DIR: skip its finished runs, run the rest",
+    )
+    sweep.set_defaults(handler=_cmd_sweep)
+
+    run = sub.add_parser(
+        "run",
+        help="one FL run with a progress bar",
+        description="Run one strategy (with any attacks) and write its files.",
+    )
+    run.add_argument("--strategy", required=True, help="e.g. FedMedian or Krum:f=2")
+    run.add_argument(
+        "--attack",
+        "--attacks",
+        dest="attacks",
+        action="append",
+        metavar="ATTACK",
+        help="e.g. sign_flipping:fraction=0.3 (repeatable; all act in this run)",
+    )
+    _add_shared_flags(run)
+    run.add_argument("--name", help="run name (default from strategy and attacks)")
+    run.add_argument(
+        "--storage",
+        metavar="URI",
+        help="checkpoint location local://DIR (default DIR/<name>/checkpoint)",
+    )
+    run.add_argument(
+        "--out", metavar="DIR", help="files go to DIR/<name>/ (default out/<time>-run)"
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    compare = sub.add_parser("compare", help="re-render comparison.json/.md of a sweep dir")
+    compare.add_argument("sweep_dir", metavar="DIR")
+    compare.set_defaults(handler=_cmd_compare)
+
+    strategies = sub.add_parser(
+        "strategies", help="list strategies, attacks, datasets and models with parameters"
+    )
+    strategies.add_argument("--json", action="store_true", help="machine-readable output")
+    strategies.set_defaults(handler=_cmd_strategies)
+    return parser
+
+
+def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=int, help="FL rounds (default 20)")
+    parser.add_argument("--clients", type=int, help="number of clients (default 10)")
+    parser.add_argument("--seed", type=int, help="seed (default 42)")
+    parser.add_argument("--dataset", metavar="ID", help="digits (default), synthetic, owner/name")
+    parser.add_argument("--model", metavar="ID", help="logreg (default), mlp, ...")
+    parser.add_argument("--partition", help="iid (default) or dirichlet")
+    parser.add_argument("--alpha", type=float, help="Dirichlet concentration (default 0.5)")
+    parser.add_argument("--local-epochs", type=int, help="local epochs per round (default 1)")
+    parser.add_argument("--batch-size", type=int, help="local minibatch size (default 32)")
+    parser.add_argument("--lr", type=float, help="local learning rate (default 0.1)")
+    parser.add_argument(
+        "--fraction-fit",
+        type=float,
+        help="share of clients sampled per round, in (0, 1] (default 1)",
+    )
+
+
+def split_items(values: Sequence[str] | None) -> list[str]:
+    """Split repeated, comma-separated list flags into items.
+
+    A comma starts a new item unless the text after it is ``key=value`` (an
+    ``=`` before any ``:``): that continues the parameters of the item before it.
+
+    >>> split_items(["Krum:f=2,FedAvg", "gaussian_noise:sigma=0.5,fraction=0.3,zero"])
+    ['Krum:f=2', 'FedAvg', 'gaussian_noise:sigma=0.5,fraction=0.3', 'zero']
+    """
+    items: list[str] = []
+    for value in values or []:
+        current: list[str] = []
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            colon = piece.find(":")
+            is_param = "=" in piece and (colon < 0 or piece.index("=") < colon)
+            if not is_param:
+                current.append(piece)
+            elif current and ":" in current[-1]:
+                current[-1] += "," + piece
+            else:
+                raise SpecError(
+                    f"parameter {piece!r} in {value!r} does not follow a name; "
+                    "write it as Name:key=value,key=value"
+                )
+        items += current
+    return items
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    from velocity.sweep import run_sweep
+
+    out, resume = _sweep_out(args)
+    runs, parallel, config_path = _sweep_runs(args, resume_dir=out if resume else None)
+    result = run_sweep(
+        runs,
+        out,
+        parallel=parallel if args.parallel is None else args.parallel,
+        resume=resume,
+        command=[PROG, *argv],
+        config_path=config_path,
+    )
+    _print_sweep_result(result)
+    return result.exit_code
+
+
+def _sweep_out(args: argparse.Namespace) -> tuple[Path, bool]:
+    if args.resume:
+        if args.out and Path(args.out) != Path(args.resume):
+            raise SpecError("give either --out or --resume (the sweep directory), not both")
+        return Path(args.resume), True
+    return (Path(args.out) if args.out else default_out("sweep")), False
+
+
+def _sweep_runs(
+    args: argparse.Namespace, resume_dir: Path | None
+) -> tuple[list[Any], int | None, Path | None]:
+    """(runs, parallel from the experiment, experiment file) from CONFIG, flags or a plan."""
+    from velocity.spec import build_sweep, load_experiment, matrix_spec
+
+    overrides = _shared_overrides(args)
+    if args.repeats is not None:
+        overrides["repeats"] = args.repeats
+    if args.config and (args.strategies or args.attacks):
+        raise SpecError("give an experiment file or --strategies/--attacks, not both")
+    if args.config:
+        config_path = Path(args.config)
+        spec = load_experiment(config_path)
+        if overrides:
+            spec = build_sweep(
+                {
+                    "shared": {**spec.shared.model_dump(), **overrides},
+                    "runs": [entry.model_dump() for entry in spec.runs],
+                }
+            )
+        return spec.expand(), spec.shared.parallel, config_path
+    if args.strategies:
+        if not split_items(args.strategies):
+            raise SpecError("--strategies is empty; e.g. --strategies FedAvg,FedMedian")
+        spec = matrix_spec(split_items(args.strategies), split_items(args.attacks), **overrides)
+        return spec.expand(), spec.shared.parallel, None
+    if args.attacks:
+        raise SpecError("--attacks needs --strategies (which strategies face the attacks?)")
+    if resume_dir is not None:
+        if overrides:
+            raise SpecError(
+                f"--resume {resume_dir} without CONFIG reruns its plan.json as it is; "
+                f"it cannot change {', '.join(sorted(overrides))}"
+            )
+        return _planned_runs(resume_dir), None, None
+    raise SpecError(
+        "give an experiment file or --strategies, e.g. velocity sweep "
+        "--strategies FedAvg,FedMedian --rounds 10"
+    )
+
+
+def _planned_runs(sweep_dir: Path) -> list[Any]:
+    from velocity.runio import read_json
+    from velocity.spec import RunSpec
+
+    try:
+        plan = read_json(sweep_dir / "plan.json")
+    except FileNotFoundError:
+        raise SpecError(
+            f"cannot resume {sweep_dir}: not a sweep directory (no plan.json)"
+        ) from None
+    except ValueError as exc:
+        raise SpecError(f"cannot resume {sweep_dir}: plan.json is malformed: {exc}") from None
+    try:
+        return [RunSpec.model_validate(run) for run in plan["runs"]]
+    except (KeyError, TypeError):
+        raise SpecError(f"cannot resume {sweep_dir}: plan.json has no runs") from None
+    except ValidationError as exc:
+        raise SpecError(f"{sweep_dir / 'plan.json'}: {format_validation_error(exc)}") from None
+
+
+def _print_sweep_result(result: Any) -> None:
+    from velocity.report import render_console
+
+    total = len(result.runs)
+    done = sum(1 for r in result.runs.values() if r.state == "done")
+    if result.state == "cancelled":
+        print(
+            f"Sweep cancelled: {done} of {total} runs finished. "
+            f"Resume with: velocity sweep --resume {result.sweep_dir}"
+        )
+    else:
+        failed = len(result.failed)
+        print(
+            f"Sweep {result.state}: {done} of {total} runs done"
+            + (f", {failed} failed" if failed else "")
+            + f" in {result.wall_s:.1f}s with {result.parallel} worker"
+            + ("s" if result.parallel != 1 else "")
+        )
+    if result.comparison is not None:
+        print(render_console(result.comparison, result.sweep_dir))
+    if result.error:
+        _print_error(result.error)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from velocity._progress import describe, make_progress
+    from velocity.server import check_spec, run_one
+    from velocity.spec import build_sweep
+    from velocity.sweep import ensure_writable_dir
+
+    shared = _shared_overrides(args)
+    if args.storage:
+        shared["storage"] = args.storage
+    entry: dict[str, Any] = {"strategy": args.strategy, "attacks": split_items(args.attacks)}
+    if args.name:
+        entry["name"] = args.name
+    spec = build_sweep({"shared": shared, "runs": [entry]}).expand()[0]
+    check_spec(spec)
+    run_dir = (Path(args.out) if args.out else default_out("run")) / spec.name
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise SpecError(f"output directory {run_dir} is not empty; choose another --out")
+    ensure_writable_dir(run_dir)
+    display = make_progress(1)
+    display.run_started(spec.name, spec.rounds)
+    try:
+        summary = run_one(
+            spec,
+            run_dir,
+            num_threads=None,
+            on_round=lambda r, n: display.run_round(spec.name, r, n),
+        )
+    except KeyboardInterrupt:
+        display.close()
+        _print_error(f"interrupted; partial files in {run_dir}")
+        return 130
+    display.run_finished(
+        spec.name, summary["status"], describe(summary) if summary["status"] == "done" else ""
+    )
+    display.close()
+    if summary["status"] != "done":
+        _print_error(f"run {spec.name} failed: {summary.get('error')}")
+        print(f"Files: {run_dir}")
+        return 1
+    print(
+        f"{spec.name}: final loss {summary['final_loss']:.4f}, "
+        f"accuracy {100 * summary['final_accuracy']:.1f}% after {summary['rounds_completed']} "
+        f"rounds ({summary['elapsed_s']:.1f}s)"
+    )
+    print(f"Files: {run_dir} (config.json, rounds.csv, summary.json, {summary['checkpoint']})")
+    return 0
+
+
+# --------------------------------------------------------------------------- compare, strategies
+
+
+def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from velocity.report import render_console, write_comparison
+
+    sweep_dir = Path(args.sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SpecError(f"no such directory: {sweep_dir}")
+    if not any(sweep_dir.glob("*/config.json")):
+        raise SpecError(f"{sweep_dir} holds no runs (no <run>/config.json)")
+    comparison = write_comparison(sweep_dir)
+    print(render_console(comparison, sweep_dir))
+    return 0
+
+
+def catalog() -> dict[str, Any]:
+    """Every strategy, attack, dataset and model, with parameters (``strategies --json``)."""
+    from velocity.attacks import attack_schemas
+    from velocity.data import list_datasets
+    from velocity.models import list_models
+    from velocity.strategy import strategy_schemas
+
+    return {
+        "strategies": strategy_schemas(),
+        "attacks": attack_schemas(),
+        "datasets": list_datasets(),
+        "models": list_models(),
+    }
+
+
+def _cmd_strategies(args: argparse.Namespace, argv: list[str]) -> int:
+    info = catalog()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    lines = ["Strategies (--strategies Name:param=value,...)"]
+    for name, schema in info["strategies"].items():
+        lines.append(f"  {name}: {schema['description']}")
+        lines += [
+            f"      {p}: {s['type']} = {s['default']}  ({s['allowed']})  {s['description']}"
+            for p, s in schema["params"].items()
+        ]
+    lines += ["", "Attacks (--attacks name:param=value,...)"]
+    for name, schema in info["attacks"].items():
+        lines.append(f"  {name} [{schema['kind']}]: {schema['description']}")
+        lines += [
+            f"      {p}: {s['type']} = {s['default']}  ({_range(s)})  {s['description']}"
+            for p, s in schema["params"].items()
+        ]
+    lines += ["", "Datasets (--dataset)"]
+    lines += [f"  {name}: {text}" for name, text in info["datasets"].items()]
+    lines += ["", "Models (--model)"]
+    lines += [f"  {name}: {text}" for name, text in info["models"].items()]
+    print("\n".join(lines))
+    return 0
+
+
+def _range(param: dict[str, Any]) -> str:
+    """``(0, 1]``-style interval of an attack parameter."""
+    low, high = param.get("min"), param.get("max")
+    if low is None and high is None:
+        text = "any"
+    else:
+        left = "[" if param.get("min_inclusive") and low is not None else "("
+        right = "]" if param.get("max_inclusive") and high is not None else ")"
+        text = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    return text + (", or none" if param.get("nullable") else "")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _shared_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        field: getattr(args, flag)
+        for flag, field in _SHARED_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+
+
+def default_out(kind: str) -> Path:
+    """``out/<UTC timestamp>-<kind>``, e.g. ``out/20261128T153000Z-sweep`` (never reused)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path("out") / f"{stamp}-{kind}"
+    suffix = 2
+    while path.exists():
+        path = Path("out") / f"{stamp}-{kind}-{suffix}"
+        suffix += 1
+    return path
+
+
+def _print_error(message: str) -> None:
+    one_line = " ".join(message.split())
+    print(f"{PROG}: error: {one_line}", file=sys.stderr, flush=True)

@@ -1,0 +1,445 @@
+"""One real FL run, round by round: :class:`VelocityServer` and :func:`run_one`.
+
+Each round: broadcast the global model → every sampled client trains locally on
+its own data (a Byzantine client under a data attack trains on poisoned labels) →
+the updates Δᵢ = wᵢ − w go to the Rust ``Orchestrator.run_round`` (update attacks
+on the Byzantine rows, then robust aggregation, w ← w + agg(Δ)) → the new global
+model is evaluated on the held-out test split.
+
+A :class:`~velocity.spec.RunSpec` fully determines a run: the seed fixes the data
+split, the partition, the model init, each client's minibatch order, the sampled
+clients and the Byzantine set, so the same spec gives bit-identical rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from velocity import _core
+from velocity.attacks import AttackSpec, attack_schemas, parse_attack
+from velocity.data import Dataset, load_dataset, partition
+from velocity.models import Model, get_model
+from velocity.runio import atomic_write_csv, atomic_write_json
+from velocity.spec import RunSpec
+from velocity.storage import Checkpoint, resolve_storage, save_checkpoint
+
+ROUND_COLUMNS = (
+    "round",
+    "num_clients",
+    "global_loss",
+    "accuracy",
+    "byzantine",
+    "attacked",
+    "kept_honest",
+    "kept_byzantine",
+    "excluded_honest",
+    "excluded_byzantine",
+)
+TIMING_COLUMNS = ("round", "train_s", "aggregate_s", "evaluate_s", "round_s")
+DETECTION_KEYS = ("kept_honest", "kept_byzantine", "excluded_honest", "excluded_byzantine")
+
+# Stream ids that keep the run's random streams apart (client sampling, local training).
+_SAMPLING_STREAM = 0x5A3B1E
+_TRAINING_STREAM = 0x7E41
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one round did and measured."""
+
+    round: int
+    num_clients: int
+    global_loss: float
+    accuracy: float
+    byzantine: int
+    attacked: str
+    detection: Mapping[str, int] | None
+    train_s: float
+    aggregate_s: float
+    evaluate_s: float
+
+    def row(self) -> dict[str, Any]:
+        """The deterministic ``rounds.csv`` row (no wall times)."""
+        detection = self.detection or {}
+        return {
+            "round": self.round,
+            "num_clients": self.num_clients,
+            "global_loss": repr(self.global_loss),
+            "accuracy": repr(self.accuracy),
+            "byzantine": self.byzantine,
+            "attacked": self.attacked,
+            **{key: detection.get(key, "") for key in DETECTION_KEYS},
+        }
+
+    def timing_row(self) -> dict[str, Any]:
+        """The ``timings.csv`` row."""
+        total = self.train_s + self.aggregate_s + self.evaluate_s
+        return {
+            "round": self.round,
+            "train_s": f"{self.train_s:.6f}",
+            "aggregate_s": f"{self.aggregate_s:.6f}",
+            "evaluate_s": f"{self.evaluate_s:.6f}",
+            "round_s": f"{total:.6f}",
+        }
+
+
+@dataclass
+class RunResult:
+    """A finished (or failed) run: its rounds, final model and error if any."""
+
+    spec: RunSpec
+    rounds: list[RoundRecord] = field(default_factory=list)
+    params: npt.NDArray[np.float32] | None = None
+    error: str | None = None
+    byzantine_clients: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Client:
+    client_id: int
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.int64]
+
+
+class VelocityServer:
+    """One FL simulation with real data, real local training and a Rust aggregator.
+
+    Parameters
+    ----------
+    model_id, dataset, strategy, storage
+        As in :class:`~velocity.spec.RunSpec`; ``strategy`` is anything
+        :func:`velocity.parse_strategy` accepts. ``storage="local://DIR"`` saves the
+        final global model (and every ``checkpoint_every`` rounds) under DIR.
+    **settings
+        Any other RunSpec field: rounds, clients, fraction_fit, partition, alpha,
+        local_epochs, batch_size, lr, seed, name, ...
+
+    >>> server = VelocityServer("logreg", "digits", "FedMedian", rounds=3, clients=5)
+    >>> _ = server.simulate_attack("sign_flipping", fraction=0.2)
+    >>> result = server.run()
+    >>> len(result.rounds)
+    3
+    """
+
+    def __init__(
+        self,
+        model_id: str = "logreg",
+        dataset: str = "digits",
+        strategy: Any = "FedAvg",
+        storage: str | None = None,
+        **settings: Any,
+    ) -> None:
+        settings.setdefault("name", "run")
+        spec = RunSpec(
+            model_id=model_id, dataset=dataset, strategy=strategy, storage=storage, **settings
+        )
+        self._init(spec)
+
+    @classmethod
+    def from_spec(cls, spec: RunSpec) -> VelocityServer:
+        """A server for a validated RunSpec."""
+        server = cls.__new__(cls)
+        server._init(spec)
+        return server
+
+    def _init(self, spec: RunSpec) -> None:
+        if spec.storage is not None:
+            resolve_storage(spec.storage)
+        spec.strategy.to_core().check_clients(clients_per_round(spec))
+        self.spec = spec
+        self.dataset: Dataset = load_dataset(
+            spec.dataset,
+            seed=spec.seed,
+            test_fraction=spec.test_fraction,
+            params=spec.dataset_params,
+        )
+        self.model: Model = get_model(
+            spec.model_id,
+            input_dim=self.dataset.x_train.shape[1],
+            num_classes=self.dataset.num_classes,
+            feature_shape=self.dataset.feature_shape,
+            params=spec.model_params,
+        )
+        parts = partition(
+            self.dataset.y_train,
+            spec.clients,
+            scheme=spec.partition,
+            alpha=spec.alpha,
+            seed=spec.seed,
+        )
+        self._clients = [
+            _Client(
+                cid,
+                np.ascontiguousarray(self.dataset.x_train[idx]),
+                np.ascontiguousarray(self.dataset.y_train[idx]),
+            )
+            for cid, idx in enumerate(parts)
+        ]
+
+    def simulate_attack(self, attack_type: str, **params: Any) -> AttackSpec:
+        """Add an attack to this run; its parameters are checked against the Rust schema."""
+        attack = parse_attack({"type": attack_type, **params})
+        self.spec = self.spec.model_copy(update={"attacks": [*self.spec.attacks, attack]})
+        return attack
+
+    def run(
+        self,
+        *,
+        num_threads: int | None = None,
+        on_round: Callable[[RoundRecord], None] | None = None,
+        checkpoint_dir: Path | None = None,
+    ) -> RunResult:
+        """Run every round; a failure mid-run is returned in ``RunResult.error``.
+
+        The final model (and every ``checkpoint_every`` rounds) is saved to
+        ``checkpoint_dir``, by default the spec's ``storage`` (none if unset).
+        """
+        spec = self.spec
+        orchestrator = _core.Orchestrator(
+            spec.strategy.to_core(),
+            [(a.type, a.params) for a in spec.attacks],
+            spec.clients,
+            spec.seed,
+            num_threads,
+        )
+        data_attacks = {
+            cid
+            for cid, name in orchestrator.byzantine_clients.items()
+            if attack_schemas()[name]["kind"] == "data"
+        }
+        result = RunResult(spec=spec, byzantine_clients=dict(orchestrator.byzantine_clients))
+        params = self.model.init_params(spec.seed)
+        checkpoints = checkpoint_dir or _checkpoint_dir(spec)
+        for rnd in range(1, spec.rounds + 1):
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    params, record = self._round(rnd, params, orchestrator, data_attacks)
+            except ValueError as exc:
+                result.error = f"round {rnd}: {exc}"
+                break
+            result.rounds.append(record)
+            result.params = params
+            if on_round is not None:
+                on_round(record)
+            every = spec.checkpoint_every
+            if checkpoints is not None and every and rnd % every == 0 and rnd < spec.rounds:
+                save_checkpoint(checkpoints, self._checkpoint(params, rnd), final=False)
+        if checkpoints is not None and result.params is not None:
+            save_checkpoint(
+                checkpoints, self._checkpoint(result.params, len(result.rounds)), final=True
+            )
+        return result
+
+    def _round(
+        self,
+        rnd: int,
+        params: npt.NDArray[np.float32],
+        orchestrator: _core.Orchestrator,
+        data_attacks: set[int],
+    ) -> tuple[npt.NDArray[np.float32], RoundRecord]:
+        spec = self.spec
+        started = time.perf_counter()
+        clients = self._sample_clients(rnd)
+        updates = np.empty((len(clients), params.size), dtype=np.float32)
+        for row, client in enumerate(clients):
+            labels = client.y
+            if client.client_id in data_attacks:
+                labels = orchestrator.poison_labels(
+                    rnd, client.client_id, client.y, self.dataset.num_classes
+                )
+            local = self.model.train_local(
+                params,
+                client.x,
+                labels,
+                epochs=spec.local_epochs,
+                batch_size=spec.batch_size,
+                lr=spec.lr,
+                seed=_client_seed(spec.seed, rnd, client.client_id),
+                prox_mu=getattr(spec.strategy, "mu", 0.0),
+            )
+            np.subtract(local, params, out=updates[row])
+            if not np.isfinite(updates[row]).all():
+                raise ValueError(
+                    f"client {client.client_id}'s local training diverged (non-finite "
+                    f"parameters); try a smaller lr than {spec.lr}"
+                )
+        trained = time.perf_counter()
+        new_params, report = orchestrator.run_round(
+            rnd,
+            params,
+            updates,
+            np.array([c.y.size for c in clients], dtype=np.float64),
+            np.array([c.client_id for c in clients], dtype=np.int64),
+        )
+        aggregated = time.perf_counter()
+        loss, accuracy = self.model.evaluate(new_params, self.dataset.x_test, self.dataset.y_test)
+        if not math.isfinite(loss):
+            raise ValueError(f"test loss is {loss}: the global model diverged")
+        evaluated = time.perf_counter()
+        record = RoundRecord(
+            round=rnd,
+            num_clients=report["num_clients"],
+            global_loss=float(loss),
+            accuracy=float(accuracy),
+            byzantine=len(report["byzantine"]),
+            attacked=";".join(f"{a['client']}:{a['attack']}" for a in report["attacked"]),
+            detection=report["detection"],
+            train_s=trained - started,
+            aggregate_s=aggregated - trained,
+            evaluate_s=evaluated - aggregated,
+        )
+        return new_params, record
+
+    def _sample_clients(self, rnd: int) -> list[_Client]:
+        spec = self.spec
+        k = clients_per_round(spec)
+        if k == spec.clients:
+            return self._clients
+        rng = np.random.default_rng([spec.seed, rnd, _SAMPLING_STREAM])
+        chosen = np.sort(rng.choice(spec.clients, size=k, replace=False))
+        return [self._clients[i] for i in chosen]
+
+    def _checkpoint(self, params: npt.NDArray[np.float32], rnd: int) -> Checkpoint:
+        return Checkpoint(params=params, model_id=self.spec.model_id, round=rnd, run=self.spec.name)
+
+
+def clients_per_round(spec: RunSpec) -> int:
+    """How many clients train each round: ``fraction_fit`` of them, rounded, at least one."""
+    if spec.fraction_fit >= 1.0:
+        return spec.clients
+    return max(1, math.floor(spec.fraction_fit * spec.clients + 0.5))
+
+
+def _client_seed(seed: int, rnd: int, client_id: int) -> int:
+    return int(
+        np.random.SeedSequence([seed, rnd, client_id, _TRAINING_STREAM]).generate_state(1)[0]
+    )
+
+
+def _checkpoint_dir(spec: RunSpec) -> Path | None:
+    return resolve_storage(spec.storage) if spec.storage is not None else None
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Raise ``ValueError`` now if the run cannot start.
+
+    Checks the strategy's client precondition (e.g. Krum n >= 2f+3) against the
+    clients sampled per round, the dataset, the model, the partition and storage.
+    """
+    VelocityServer.from_spec(spec)
+
+
+def run_one(
+    spec: RunSpec,
+    run_dir: Path,
+    *,
+    num_threads: int | None = 1,
+    on_round: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``spec`` and write its files into ``run_dir`` (see docs/files.md).
+
+    Returns the summary. A run that fails (bad setup, divergence) is recorded as
+    ``status: failed`` with its error rather than raised; only an unwritable
+    ``run_dir`` raises (``OSError``). Without a ``storage`` in the spec, the final
+    model goes to ``run_dir/checkpoint/``. Each JSON/CSV file is rewritten
+    atomically, so a reader (status, MCP) never sees half a file.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(UTC)
+    wall_start = time.perf_counter()
+    atomic_write_json(run_dir / "config.json", spec.to_json())
+    atomic_write_json(
+        run_dir / "progress.json", {"state": "running", "round": 0, "rounds": spec.rounds}
+    )
+    records: list[RoundRecord] = []
+
+    def record_round(record: RoundRecord) -> None:
+        records.append(record)
+        atomic_write_csv(run_dir / "rounds.csv", ROUND_COLUMNS, (r.row() for r in records))
+        atomic_write_csv(run_dir / "timings.csv", TIMING_COLUMNS, (r.timing_row() for r in records))
+        atomic_write_json(
+            run_dir / "progress.json",
+            {"state": "running", "round": record.round, "rounds": spec.rounds},
+        )
+        if on_round is not None:
+            on_round(record.round, spec.rounds)
+
+    checkpoints = _checkpoint_dir(spec) or run_dir / "checkpoint"
+    try:
+        server = VelocityServer.from_spec(spec)
+        result = server.run(
+            num_threads=num_threads, on_round=record_round, checkpoint_dir=checkpoints
+        )
+    except ValueError as exc:
+        result = RunResult(spec=spec, error=f"setup: {exc}")
+    summary = _summary(result, started_at, time.perf_counter() - wall_start)
+    if result.params is not None:
+        final = checkpoints / "final.npz"
+        summary["checkpoint"] = str(
+            final.relative_to(run_dir) if final.is_relative_to(run_dir) else final.resolve()
+        )
+    atomic_write_json(run_dir / "summary.json", summary)
+    atomic_write_json(
+        run_dir / "progress.json",
+        {"state": summary["status"], "round": len(records), "rounds": spec.rounds},
+    )
+    return summary
+
+
+def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> dict[str, Any]:
+    spec, rounds = result.spec, result.rounds
+    losses = [r.global_loss for r in rounds]
+    accuracies = [r.accuracy for r in rounds]
+    detection = None
+    if rounds and rounds[0].detection is not None:
+        detection = {
+            k: sum(int(r.detection[k]) for r in rounds if r.detection) for k in DETECTION_KEYS
+        }
+    failed = result.error is not None
+    return {
+        "name": spec.name,
+        "status": "failed" if failed else "done",
+        "error": result.error,
+        "strategy": spec.strategy.label(),
+        "attack": spec.attack_label,
+        "seed": spec.seed,
+        "repeat": spec.repeat,
+        "rounds": spec.rounds,
+        "rounds_completed": len(rounds),
+        "final_loss": losses[-1] if losses else None,
+        "final_accuracy": accuracies[-1] if accuracies else None,
+        "mean_loss": float(np.mean(losses)) if losses else None,
+        "mean_accuracy": float(np.mean(accuracies)) if accuracies else None,
+        "best_accuracy": max(accuracies) if accuracies else None,
+        "elapsed_s": elapsed_s,
+        "time_s": {
+            "train": sum(r.train_s for r in rounds),
+            "aggregate": sum(r.aggregate_s for r in rounds),
+            "evaluate": sum(r.evaluate_s for r in rounds),
+        },
+        "byzantine_clients": {str(k): v for k, v in sorted(result.byzantine_clients.items())},
+        "detection": detection,
+        "checkpoint": None,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+__all__ = [
+    "RoundRecord",
+    "RunResult",
+    "VelocityServer",
+    "check_spec",
+    "clients_per_round",
+    "run_one",
+]

@@ -1,0 +1,333 @@
+"""The MCP server: tools, the comparison resource and the agent prompts.
+
+:func:`build_server` wires a :class:`~velocity_mcp.service.SweepService` into an
+``MCPServer``. Tool parameters carry their descriptions and bounds in the
+signature, so the input schema tells an agent what it may ask for; the bounds of
+rounds, clients, repeats and parallel are this server's limits.
+
+(No ``from __future__ import annotations`` here: the tool signatures close over
+the limits, and the SDK evaluates them with the function's globals.)
+"""
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.prompts import Prompt
+from mcp_types import Resource as MCPResource
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from velocity_mcp.launcher import Launcher
+from velocity_mcp.limits import Limits
+from velocity_mcp.models import (
+    CancelResult,
+    Catalog,
+    SweepList,
+    SweepStarted,
+    SweepStatus,
+    Verdict,
+)
+from velocity_mcp.paths import sweep_dirs
+from velocity_mcp.service import COMPARISON_URI, SweepService, comparison_uri
+
+#: The Settings fields sweep_run does not accept inline (a path outside the root).
+EXCLUDED_SETTINGS = frozenset({"storage"})
+
+INSTRUCTIONS = """\
+velocity runs federated-learning strategy × attack sweeps and ranks the strategies.
+1. list_strategies: the strategies, attacks (with parameters), datasets, models and limits.
+2. sweep_run: starts a sweep in the background and returns a sweep_id at once.
+3. sweep_status: poll until state is 'done' (a small sweep takes seconds to minutes).
+4. sweep_compare: the ranked verdict: winner (or 'within noise'), the most robust strategy
+   under each attack, the table and caveats. Read the caveats before answering.
+sweep_cancel stops a sweep; list_sweeps lists sweeps (including ones made by the CLI).
+Use repeats >= 3 when the answer must separate close strategies.
+"""
+
+SweepId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1000,
+        description="the sweep_id from sweep_run or list_sweeps, or a sweep directory path "
+        "under the server's root (the sweep_dir sweep_run returned)",
+    ),
+]
+
+
+def _setting(name: str, *, limit: int | None = None, limit_name: str = "") -> Any:
+    """A ``Field`` for one Settings field: its description, default and bounds, plus a limit."""
+    from velocity.spec import SharedSettings
+
+    field = SharedSettings.model_fields[name]
+    bounds: dict[str, Any] = {}
+    for meta in field.metadata:
+        for attr in ("ge", "gt", "le", "lt"):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                bounds[attr] = value
+    description = f"{field.description}; default {field.get_default(call_default_factory=True)!r}"
+    if limit is not None:
+        bounds.pop("lt", None)
+        bounds["le"] = min(limit, bounds.get("le", limit))
+        description += (
+            f"; at most {bounds['le']} on this server (limit {limit_name}: "
+            f"{Limits.flag(limit_name)} / {Limits.env_var(limit_name)})"
+        )
+    return Field(default=None, description=description, **bounds)
+
+
+def _prompt_dir() -> Path:
+    """The agent prompts: $VELOCITY_MCP_PROMPTS, else the packaged ones (the repo's
+    ``agent-prompts/`` is a link to ``velocity_mcp/agent_prompts/``)."""
+    env = os.environ.get("VELOCITY_MCP_PROMPTS")
+    return Path(env) if env else Path(__file__).resolve().parent / "agent_prompts"
+
+
+def _add_prompts(server: MCPServer) -> None:
+    """Every ``agent-prompts/*.md`` as a prompt named after the file (no arguments)."""
+    folder = _prompt_dir()
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        first = next((ln for ln in text.splitlines() if ln.strip()), path.stem)
+        description = first.lstrip("#").strip()
+
+        server.add_prompt(
+            Prompt.from_function(_constant(text), name=path.stem, description=description)
+        )
+
+
+def _constant(text: str) -> Callable[[], str]:
+    """A prompt function without arguments that returns ``text``."""
+
+    def render() -> str:
+        return text
+
+    return render
+
+
+class VelocityMCPServer(MCPServer):
+    """MCPServer that also lists each finished sweep's comparison.md as a resource."""
+
+    def __init__(self, service: SweepService, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    async def list_resources(self) -> list[MCPResource]:
+        """The static resources plus ``velocity://sweeps/<id>/comparison.md`` per finished sweep."""
+        resources = await super().list_resources()
+        for path in sweep_dirs(self.service.root):
+            if (path / "comparison.md").is_file():
+                resources.append(
+                    MCPResource(
+                        uri=comparison_uri(path.name),
+                        name=f"{path.name} comparison",
+                        description=f"ranked verdict of sweep {path.name} (comparison.md)",
+                        mime_type="text/markdown",
+                    )
+                )
+        return resources
+
+
+def build_server(
+    root: Path,
+    limits: Limits | None = None,
+    *,
+    sweep_command: Sequence[str] | None = None,
+    start_wait_s: float = 10.0,
+    cancel_wait_s: float = 20.0,
+) -> VelocityMCPServer:
+    """The velocity MCP server over ``root``.
+
+    Parameters
+    ----------
+    root : Path
+        Directory of the sweep directories; every agent path is resolved inside it.
+    limits : Limits, optional
+        Defaults to :meth:`Limits.from_env`.
+    sweep_command : sequence of str, optional
+        Replaces ``python -m velocity sweep`` (tests use a fake sweep).
+    start_wait_s, cancel_wait_s : float
+        See :class:`~velocity_mcp.service.SweepService`.
+    """
+    limits = limits or Limits.from_env()
+    root = Path(root).resolve()
+    service = SweepService(
+        root,
+        limits,
+        Launcher(root, sweep_command),
+        start_wait_s=start_wait_s,
+        cancel_wait_s=cancel_wait_s,
+    )
+    from velocity import __version__
+
+    server = VelocityMCPServer(
+        service,
+        name="velocity",
+        title="velocity: federated-learning strategy × attack sweeps",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        log_level="WARNING",
+    )
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    @server.tool(annotations=read_only)
+    def list_strategies() -> Catalog:
+        """Every aggregation strategy and attack with its parameters (type, default, allowed
+        range, description), the datasets and models, and this server's limits.
+
+        Write a strategy or attack with parameters inline as 'Name:key=value,key=value'
+        (e.g. 'Krum:f=2', 'gaussian_noise:sigma=10,fraction=0.2'); unlisted parameters
+        take their defaults.
+        """
+        return service.catalog()
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    def sweep_run(
+        strategies: Annotated[
+            list[str],
+            Field(
+                default_factory=list,
+                max_length=limits.max_runs,
+                description="strategies to compare, each 'Name' or 'Name:key=value,...', e.g. "
+                "['FedAvg', 'FedMedian', 'Krum:f=1']. Each runs once with no attack (its "
+                "baseline) and once under each attack. Omit when using config.",
+            ),
+        ],
+        attacks: Annotated[
+            list[str],
+            Field(
+                default_factory=list,
+                max_length=limits.max_runs,
+                description="attacks, each 'name' or 'name:key=value,...', e.g. "
+                "['gaussian_noise:sigma=10,fraction=0.2', 'label_flipping']; each is a separate "
+                "column of the matrix. Empty: baselines only.",
+            ),
+        ],
+        config: Annotated[
+            str | None,
+            Field(
+                default=None,
+                max_length=1000,
+                description="instead of strategies/attacks: an experiment file (.toml or "
+                ".json, [shared] + [[runs]]) as a path relative to the server's root. Settings "
+                "given here override its [shared] table.",
+            ),
+        ],
+        rounds: Annotated[
+            int | None, _setting("rounds", limit=limits.max_rounds, limit_name="max_rounds")
+        ],
+        clients: Annotated[
+            int | None,
+            _setting("clients", limit=limits.max_clients, limit_name="max_clients"),
+        ],
+        repeats: Annotated[
+            int | None, _setting("repeats", limit=limits.max_runs, limit_name="max_runs")
+        ],
+        seed: Annotated[int | None, _setting("seed")],
+        dataset: Annotated[str | None, _setting("dataset")],
+        dataset_params: Annotated[
+            dict[str, Any],
+            Field(default_factory=dict, description="dataset options, e.g. n_samples"),
+        ],
+        model_id: Annotated[str | None, _setting("model_id")],
+        model_params: Annotated[
+            dict[str, Any],
+            Field(default_factory=dict, description="model options, e.g. {'hidden': 32}"),
+        ],
+        partition: Annotated[Literal["iid", "dirichlet"] | None, _setting("partition")],
+        alpha: Annotated[float | None, _setting("alpha")],
+        test_fraction: Annotated[float | None, _setting("test_fraction")],
+        fraction_fit: Annotated[float | None, _setting("fraction_fit")],
+        local_epochs: Annotated[int | None, _setting("local_epochs")],
+        batch_size: Annotated[int | None, _setting("batch_size")],
+        lr: Annotated[float | None, _setting("lr")],
+        checkpoint_every: Annotated[int | None, _setting("checkpoint_every")],
+        parallel: Annotated[
+            int | None,
+            _setting("parallel", limit=limits.max_parallel, limit_name="max_parallel"),
+        ],
+    ) -> SweepStarted:
+        """Start a strategy × attack sweep in the background; returns at once with a sweep_id.
+
+        The matrix is every strategy with no attack plus every strategy under each attack:
+        runs = len(strategies) × (1 + len(attacks)) × repeats. Runs of one repeat share the
+        data split, model init and Byzantine clients, so differences come from the strategy.
+        Everything is validated before anything starts (unknown names get a suggestion).
+        Then poll sweep_status until state is 'done' and call sweep_compare.
+        """
+        settings = {
+            "rounds": rounds,
+            "clients": clients,
+            "repeats": repeats,
+            "seed": seed,
+            "dataset": dataset,
+            "dataset_params": dataset_params or None,
+            "model_id": model_id,
+            "model_params": model_params or None,
+            "partition": partition,
+            "alpha": alpha,
+            "test_fraction": test_fraction,
+            "fraction_fit": fraction_fit,
+            "local_epochs": local_epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "checkpoint_every": checkpoint_every,
+            "parallel": parallel,
+        }
+        return service.run(strategies=strategies, attacks=attacks, config=config, settings=settings)
+
+    @server.tool(annotations=read_only)
+    def sweep_status(sweep_id: SweepId) -> SweepStatus:
+        """Where a sweep stands: state (starting, running, done, failed, cancelled,
+        interrupted), runs done of total, the current round of each running run, elapsed
+        seconds and errors. Poll every few seconds while state is starting or running.
+        """
+        return service.status(sweep_id)
+
+    @server.tool(annotations=read_only)
+    def sweep_compare(sweep_id: SweepId) -> Verdict:
+        """The ranked verdict of a finished sweep (its comparison.json): the winner by
+        lowest final loss, or no clear winner when the top cells are within noise; the most
+        robust strategy under each attack (smallest loss increase over its own no-attack
+        baseline); the full table; failed runs; caveats to read before trusting it. A
+        cancelled sweep gets a partial verdict; a running one an error telling you to poll.
+        """
+        return service.compare(sweep_id)
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
+    def sweep_cancel(sweep_id: SweepId) -> CancelResult:
+        """Stop a running sweep (SIGTERM). Finished runs are kept and sweep_compare gives a
+        partial verdict over them. Cancelling a finished sweep does nothing.
+        """
+        return service.cancel(sweep_id)
+
+    @server.tool(annotations=read_only)
+    def list_sweeps() -> SweepList:
+        """Every sweep under the server's root, oldest first, with its state and whether its
+        comparison is ready (sweeps started from the velocity CLI under the root included).
+        """
+        return service.sweeps()
+
+    @server.resource(
+        COMPARISON_URI,
+        name="sweep comparison",
+        description="a finished sweep's comparison.md: header, ranked table, verdicts, caveats",
+        mime_type="text/markdown",
+    )
+    def comparison_md(sweep_id: str) -> str:
+        try:
+            return service.comparison_markdown(sweep_id)
+        except ToolError as exc:
+            if "no sweep" in str(exc) or "escapes" in str(exc) or "outside" in str(exc):
+                raise ResourceNotFoundError(str(exc)) from None
+            raise ResourceError(str(exc)) from None
+
+    _add_prompts(server)
+    return server

@@ -1,0 +1,651 @@
+"""What the tools do, independent of MCP: validate, limit, launch, read.
+
+:class:`SweepService` holds the root, the limits and the :class:`Launcher`. Each
+public method is one tool; every failure an agent can cause is a ``ToolError``
+whose message says what was wrong and what to do instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from velocity_mcp.launcher import EXPERIMENT_NAME, Launcher, log_tail, read_json
+from velocity_mcp.limits import Limits
+from velocity_mcp.models import (
+    AttackInfo,
+    CancelResult,
+    Catalog,
+    MostRobust,
+    NotRun,
+    ParamInfo,
+    RankRow,
+    RunError,
+    RunProgress,
+    StrategyInfo,
+    SweepList,
+    SweepStarted,
+    SweepStatus,
+    SweepSummary,
+    Verdict,
+)
+from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, sweep_dirs
+
+logger = logging.getLogger(__name__)
+
+INLINE_SYNTAX = (
+    "Strategies and attacks are strings 'Name' or 'Name:key=value,key=value', e.g. "
+    "'Krum:f=2', 'TrimmedMean:beta=0.2', 'gaussian_noise:sigma=10,fraction=0.2'. Names are "
+    "case-insensitive. sweep_run runs every strategy with no attack (its baseline) and under "
+    "each attack separately: runs = len(strategies) × (1 + len(attacks)) × repeats."
+)
+COMPARISON_URI = "velocity://sweeps/{sweep_id}/comparison.md"
+ACTIVE = ("starting", "running")
+
+
+def comparison_uri(sweep_id: str) -> str:
+    """The resource URI of a sweep's comparison.md."""
+    return COMPARISON_URI.format(sweep_id=sweep_id)
+
+
+def _spec_error(exc: Exception) -> ToolError:
+    return ToolError(f"invalid sweep: {exc}")
+
+
+class SweepService:
+    """The tools' behaviour over one root directory.
+
+    Parameters
+    ----------
+    root : Path
+        Directory holding every sweep directory; created on the first sweep_run.
+    limits : Limits
+        What one request may ask for.
+    launcher : Launcher, optional
+        Starts sweep processes (tests pass one with a fake sweep command).
+    start_wait_s : float (default: 10.0)
+        How long sweep_run waits for the sweep to write status.json, so that a sweep
+        that dies at once is reported as an error instead of as running.
+    cancel_wait_s : float (default: 20.0)
+        How long sweep_cancel waits for the sweep to stop.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        limits: Limits,
+        launcher: Launcher | None = None,
+        *,
+        start_wait_s: float = 10.0,
+        cancel_wait_s: float = 20.0,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.limits = limits
+        self.launcher = launcher or Launcher(self.root)
+        self.start_wait_s = start_wait_s
+        self.cancel_wait_s = cancel_wait_s
+
+    # ------------------------------------------------------------------- catalog
+
+    def catalog(self) -> Catalog:
+        """Every strategy, attack, dataset and model, and the limits."""
+        from velocity.attacks import attack_schemas
+        from velocity.data import list_datasets
+        from velocity.models import list_models
+        from velocity.strategy import strategy_schemas
+
+        strategies = [
+            StrategyInfo(
+                name=name,
+                description=info["description"],
+                reference=info["reference"],
+                selection=bool(info["selection"]),
+                params={k: ParamInfo(**v) for k, v in info["params"].items()},
+                example=_example(name, info["params"]),
+            )
+            for name, info in strategy_schemas().items()
+        ]
+        attacks = []
+        for name, info in sorted(attack_schemas().items()):
+            params = {
+                k: ParamInfo(
+                    type=p["type"],
+                    default=p["default"],
+                    nullable=p["nullable"],
+                    allowed=_range_text(p),
+                    description=p["description"],
+                )
+                for k, p in info["params"].items()
+            }
+            attacks.append(
+                AttackInfo(
+                    name=name,
+                    kind=info["kind"],
+                    description=info["description"],
+                    reference=info["reference"],
+                    params=params,
+                    example=_example(name, info["params"]),
+                )
+            )
+        return Catalog(
+            strategies=strategies,
+            attacks=attacks,
+            datasets=list_datasets(),
+            models=list_models(),
+            limits=self.limits.as_dict(),
+            syntax=INLINE_SYNTAX,
+        )
+
+    # ------------------------------------------------------------------- sweep_run
+
+    def run(
+        self,
+        *,
+        strategies: list[str],
+        attacks: list[str],
+        config: str | None,
+        settings: dict[str, Any],
+    ) -> SweepStarted:
+        """Validate, check limits, create the sweep directory and launch the sweep."""
+        settings = {k: v for k, v in settings.items() if v is not None}
+        spec = self._build_spec(strategies, attacks, config, settings)
+        runs = spec.expand()
+        self._check_limits(spec, runs)
+        _check_setups(runs)
+        parallel = spec.shared.parallel or min(self.limits.max_parallel, len(runs))
+        data = spec.model_dump(mode="json", exclude_none=True)
+        data["shared"]["parallel"] = parallel
+
+        with self.launcher.lock:
+            running = self.launcher.running()
+            if len(running) >= self.limits.max_concurrent_sweeps:
+                raise ToolError(
+                    self.limits.refusal(
+                        "max_concurrent_sweeps",
+                        len(running) + 1,
+                        f"the number of sweeps running at once with this one "
+                        f"(running: {', '.join(p.name for p in running)})",
+                    )
+                    + " Wait for one to finish (sweep_status) or stop one (sweep_cancel)."
+                )
+            sweep_dir = self._new_sweep_dir()
+            from velocity.runio import atomic_write_json
+
+            experiment = sweep_dir / EXPERIMENT_NAME
+            atomic_write_json(experiment, data)
+            atomic_write_json(
+                sweep_dir / "plan.json",
+                {
+                    "runs": [r.to_json() for r in runs],
+                    "parallel": parallel,
+                    "repeats": spec.shared.repeats,
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                },
+            )
+            proc = self.launcher.start(sweep_dir, experiment)
+        self.launcher.wait_started(sweep_dir, proc, self.start_wait_s)
+        if proc.poll() not in (None, 0) and not (sweep_dir / "status.json").is_file():
+            raise ToolError(
+                f"the sweep process exited with code {proc.returncode} before starting "
+                f"(sweep {sweep_dir.name}); its log says:\n{log_tail(sweep_dir)}"
+            )
+        return SweepStarted(
+            sweep_id=sweep_dir.name,
+            sweep_dir=str(sweep_dir),
+            status="running",
+            total_runs=len(runs),
+            planned_runs=[r.name for r in runs],
+            parallel=parallel,
+            repeats=spec.shared.repeats,
+            rounds=spec.shared.rounds,
+            clients=spec.shared.clients,
+            comparison_uri=comparison_uri(sweep_dir.name),
+            next_step=(
+                f"poll sweep_status(sweep_id={sweep_dir.name!r}) every few seconds until state "
+                "is 'done', then call sweep_compare"
+            ),
+        )
+
+    def _build_spec(
+        self,
+        strategies: list[str],
+        attacks: list[str],
+        config: str | None,
+        settings: dict[str, Any],
+    ) -> Any:
+        from velocity.errors import SpecError
+        from velocity.spec import build_sweep, load_experiment, matrix_spec
+
+        try:
+            if config:
+                if strategies or attacks:
+                    raise ToolError(
+                        "give either config or strategies/attacks, not both: the config file "
+                        "lists its own runs (settings such as rounds may still override it)"
+                    )
+                path = resolve_config(self.root, config)
+                spec = load_experiment(path)
+                if settings:
+                    data = spec.model_dump(mode="json", exclude_none=True)
+                    data["shared"].update(settings)
+                    spec = build_sweep(data)
+            else:
+                if not strategies:
+                    raise ToolError(
+                        "give strategies (e.g. ['FedAvg', 'FedMedian', 'Krum']) or a config "
+                        "file path; call list_strategies to see every strategy and attack"
+                    )
+                spec = matrix_spec(strategies, attacks, **settings)
+        except (SpecError, ValueError) as exc:
+            raise _spec_error(exc) from None
+        dataset = confine_dataset(self.root, spec.shared.dataset)
+        if dataset != spec.shared.dataset:
+            data = spec.model_dump(mode="json", exclude_none=True)
+            data["shared"]["dataset"] = dataset
+            spec = build_sweep(data)
+        if spec.shared.storage is not None:
+            raise ToolError(
+                "shared.storage is not allowed through the MCP server: checkpoints are written "
+                "inside each run's directory under the root; remove 'storage' from the config"
+            )
+        return spec
+
+    def _check_limits(self, spec: Any, runs: list[Any]) -> None:
+        shared = spec.shared
+        checks = (
+            ("max_runs", len(runs), f"the number of runs ({_runs_formula(spec)})"),
+            ("max_rounds", shared.rounds, "rounds"),
+            ("max_clients", shared.clients, "clients"),
+            ("max_parallel", shared.parallel or 0, "parallel"),
+        )
+        for name, asked, what in checks:
+            if asked > getattr(self.limits, name):
+                raise ToolError(self.limits.refusal(name, asked, what))
+
+    def launcher_start_wait(self) -> float:
+        """Seconds to wait for a just-launched sweep to write status.json."""
+        return max(self.start_wait_s, 10.0)
+
+    def _new_sweep_dir(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        while True:
+            path = self.root / f"{stamp}-{secrets.token_hex(3)}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return path
+
+    # ------------------------------------------------------------------- status
+
+    def status(self, sweep_id: str) -> SweepStatus:
+        """Where the sweep stands (state, runs done of total, current rounds, errors)."""
+        sweep_dir = resolve_sweep(self.root, sweep_id)
+        return self._status(sweep_dir)
+
+    def _status(self, sweep_dir: Path) -> SweepStatus:
+        raw = _read_status(sweep_dir)
+        comparison_ready = (sweep_dir / "comparison.json").is_file()
+        if raw is None:
+            return self._status_without_file(sweep_dir, comparison_ready)
+        alive = True
+        if raw.get("state") == "running" and not self.launcher.is_running(sweep_dir):
+            # re-read: the sweep writes its final status just before it exits
+            raw = _read_status(sweep_dir) or raw
+            alive = raw.get("state") != "running" or self.launcher.is_running(sweep_dir)
+        runs: dict[str, Any] = raw["runs"] if isinstance(raw.get("runs"), dict) else {}
+        state = str(raw.get("state") or "running")
+        error = raw.get("error")
+        if not alive:
+            state = "interrupted"
+            error = (
+                f"the sweep process (pid {raw.get('pid')}) ended without finishing; "
+                f"finished runs are kept. Resume from a shell with: velocity sweep "
+                f"--resume {sweep_dir}"
+            )
+            tail = log_tail(sweep_dir, 5)
+            if tail:
+                error += f". Last log lines:\n{tail}"
+        running = [
+            RunProgress(run=name, **_progress(sweep_dir, name, entry))
+            for name, entry in runs.items()
+            if alive and isinstance(entry, dict) and entry.get("state") == "running"
+        ]
+        errors = [
+            RunError(run=name, error=str(entry.get("error") or "failed"))
+            for name, entry in runs.items()
+            if isinstance(entry, dict) and entry.get("state") == "failed"
+        ]
+        pending = sum(
+            1 for e in runs.values() if isinstance(e, dict) and e.get("state") == "pending"
+        )
+        total = _int(raw.get("total_runs"), len(runs))
+        done = _int(raw.get("done_runs"), 0)
+        return SweepStatus(
+            sweep_id=sweep_dir.name,
+            sweep_dir=str(sweep_dir),
+            state=state,  # type: ignore[arg-type]
+            total_runs=total,
+            done_runs=done,
+            failed_runs=_int(raw.get("failed_runs"), len(errors)),
+            running=running,
+            pending_runs=pending,
+            elapsed_s=_float(raw.get("elapsed_s")),
+            started_at=raw.get("started_at"),
+            finished_at=raw.get("finished_at"),
+            errors=errors,
+            error=str(error) if error else None,
+            comparison_ready=comparison_ready,
+            next_step=_next_step(sweep_dir.name, state, comparison_ready),
+        )
+
+    def _status_without_file(self, sweep_dir: Path, comparison_ready: bool) -> SweepStatus:
+        """A sweep directory without status.json: just launched, or it never started."""
+        total = self._planned_total(sweep_dir)
+        if self.launcher.is_running(sweep_dir):
+            state, error = "starting", None
+        else:
+            state = "failed"
+            error = "the sweep process ended before writing status.json"
+            tail = log_tail(sweep_dir)
+            if tail:
+                error += f"; its log says:\n{tail}"
+        return SweepStatus(
+            sweep_id=sweep_dir.name,
+            sweep_dir=str(sweep_dir),
+            state=state,  # type: ignore[arg-type]
+            total_runs=total,
+            done_runs=0,
+            failed_runs=0,
+            running=[],
+            pending_runs=total,
+            elapsed_s=None,
+            started_at=None,
+            finished_at=None,
+            errors=[],
+            error=error,
+            comparison_ready=comparison_ready,
+            next_step=_next_step(sweep_dir.name, state, comparison_ready),
+        )
+
+    def _planned_total(self, sweep_dir: Path) -> int:
+        plan = read_json(sweep_dir / "plan.json")
+        if plan and isinstance(plan.get("runs"), list):
+            return len(plan["runs"])
+        experiment = read_json(sweep_dir / EXPERIMENT_NAME)
+        if experiment:
+            from velocity.spec import build_sweep
+
+            try:
+                return len(build_sweep(experiment).expand())
+            except ValueError:
+                return 0
+        return 0
+
+    # ------------------------------------------------------------------- compare
+
+    def compare(self, sweep_id: str) -> Verdict:
+        """The ranked verdict of a finished (or cancelled) sweep."""
+        sweep_dir = resolve_sweep(self.root, sweep_id)
+        status = self._status(sweep_dir)
+        if status.state in ACTIVE:
+            raise ToolError(
+                f"still running: {status.done_runs} of {status.total_runs} runs done; poll "
+                f"sweep_status(sweep_id={sweep_dir.name!r}) until state is 'done', then call "
+                "sweep_compare again"
+            )
+        comparison = self._wait_comparison(sweep_dir)
+        extra_caveats: list[str] = []
+        if comparison is None:
+            if not any(sweep_dir.glob("*/config.json")):
+                raise ToolError(
+                    f"sweep {sweep_dir.name} has no results to compare (state {status.state}"
+                    + (f": {status.error}" if status.error else "")
+                    + ")"
+                )
+            from velocity.report import build_comparison
+
+            comparison = build_comparison(sweep_dir)
+            extra_caveats.append(
+                f"the sweep is {status.state} and wrote no comparison.json; this verdict covers "
+                f"only the {status.done_runs} of {status.total_runs} runs that finished"
+            )
+        return _verdict(sweep_dir, comparison, extra_caveats)
+
+    def _wait_comparison(self, sweep_dir: Path, timeout: float = 15.0) -> dict[str, Any] | None:
+        """comparison.json, once the sweep has written both comparison files.
+
+        The sweep writes its final status.json, then comparison.json, then
+        comparison.md; while its process is still alive this waits for the last one.
+        """
+        deadline = time.monotonic() + timeout
+        while (
+            not (sweep_dir / "comparison.md").is_file()
+            and time.monotonic() < deadline
+            and self.launcher.process_alive(sweep_dir)
+        ):
+            time.sleep(0.1)
+        return read_json(sweep_dir / "comparison.json")
+
+    def comparison_markdown(self, sweep_id: str) -> str:
+        """The text of a finished sweep's comparison.md."""
+        sweep_dir = resolve_sweep(self.root, sweep_id)
+        if self._status(sweep_dir).state not in ACTIVE:
+            self._wait_comparison(sweep_dir)
+        try:
+            return (sweep_dir / "comparison.md").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            state = self._status(sweep_dir).state
+            raise ToolError(
+                f"sweep {sweep_dir.name} has no comparison.md yet (state {state}); it is "
+                "written when the sweep ends"
+            ) from None
+
+    # ------------------------------------------------------------------- cancel
+
+    def cancel(self, sweep_id: str) -> CancelResult:
+        """Stop a running sweep (SIGTERM); finished runs are kept."""
+        sweep_dir = resolve_sweep(self.root, sweep_id)
+        before = self._status(sweep_dir)
+        if before.state not in ACTIVE:
+            return CancelResult(
+                sweep_id=sweep_dir.name,
+                sweep_dir=str(sweep_dir),
+                cancelled=False,
+                state=before.state,
+                message=f"nothing to cancel: the sweep is already {before.state}",
+            )
+        if before.state == "starting":
+            # let the sweep install its signal handling first, so it stops cleanly
+            self.launcher.wait_status(sweep_dir, self.launcher_start_wait())
+        try:
+            ended = self.launcher.cancel(sweep_dir, self.cancel_wait_s)
+        except ProcessLookupError:
+            after = self._status(sweep_dir)
+            return CancelResult(
+                sweep_id=sweep_dir.name,
+                sweep_dir=str(sweep_dir),
+                cancelled=False,
+                state=after.state,
+                message=f"no live sweep process found; the sweep is {after.state}",
+            )
+        after = self._status(sweep_dir)
+        if not ended:
+            message = (
+                f"sent SIGTERM; the sweep is still stopping (state {after.state}): poll "
+                "sweep_status"
+            )
+        else:
+            message = (
+                f"stopped: {after.done_runs} of {after.total_runs} runs had finished and are "
+                "kept; sweep_compare gives a partial verdict over them"
+            )
+        return CancelResult(
+            sweep_id=sweep_dir.name,
+            sweep_dir=str(sweep_dir),
+            cancelled=True,
+            state=after.state,
+            message=message,
+        )
+
+    # ------------------------------------------------------------------- list
+
+    def sweeps(self) -> SweepList:
+        """Every sweep directory under the root, oldest first."""
+        sweeps = []
+        for path in sweep_dirs(self.root):
+            raw = read_json(path / "status.json") or {}
+            state = self._status(path).state
+            sweeps.append(
+                SweepSummary(
+                    sweep_id=path.name,
+                    state=state,
+                    total_runs=_int(raw.get("total_runs"), None),
+                    done_runs=_int(raw.get("done_runs"), None),
+                    started_at=raw.get("started_at"),
+                    comparison_ready=(path / "comparison.json").is_file(),
+                )
+            )
+        return SweepList(root=str(self.root), sweeps=sweeps)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_setups(runs: list[Any]) -> None:
+    """Refuse, before anything starts, runs the sweep would refuse or fail at round 1.
+
+    ``velocity.sweep.check_setups`` checks each run's strategy precondition (Krum
+    n >= 2f+3, ...) against the clients sampled per round, and its dataset, model,
+    partition and storage.
+    """
+    from velocity.errors import SpecError
+    from velocity.sweep import check_setups
+
+    try:
+        check_setups(runs)
+    except (SpecError, ValueError) as exc:
+        raise _spec_error(exc) from None
+
+
+def _read_status(sweep_dir: Path) -> dict[str, Any] | None:
+    """status.json merged with the running runs' progress (velocity.sweep.read_status)."""
+    if not (sweep_dir / "status.json").is_file():
+        return None
+    try:
+        from velocity.sweep import read_status
+
+        merged = read_status(sweep_dir)
+    except Exception:
+        logger.debug("read_status failed for %s", sweep_dir, exc_info=True)
+        merged = None
+    return merged if isinstance(merged, dict) else read_json(sweep_dir / "status.json")
+
+
+def _progress(sweep_dir: Path, name: str, entry: dict[str, Any]) -> dict[str, int | None]:
+    """A running run's round and rounds: from the merged status, else its progress.json."""
+    current, total = entry.get("round"), entry.get("rounds")
+    if current is None:
+        progress = read_json(sweep_dir / name / "progress.json") or {}
+        current, total = progress.get("round"), progress.get("rounds", total)
+    return {"round": _int(current, None), "rounds": _int(total, None)}
+
+
+def _int(value: Any, default: int | None) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _next_step(sweep_id: str, state: str, comparison_ready: bool) -> str:
+    if state in ACTIVE:
+        return f"poll sweep_status(sweep_id={sweep_id!r}) again in a few seconds"
+    if state == "done":
+        return f"call sweep_compare(sweep_id={sweep_id!r}) for the verdict"
+    if comparison_ready or state in ("cancelled", "interrupted"):
+        return (
+            f"sweep_compare(sweep_id={sweep_id!r}) gives a partial verdict over the finished "
+            "runs; start a new sweep with sweep_run to finish the matrix"
+        )
+    return "read error, fix the request and start a new sweep with sweep_run"
+
+
+def _runs_formula(spec: Any) -> str:
+    entries = len(spec.runs)
+    repeats = spec.shared.repeats
+    return f"{entries} run entries × {repeats} repeat{'s' if repeats != 1 else ''}"
+
+
+def _range_text(p: Mapping[str, Any]) -> str:
+    """``[0, 1)``, ``> 0``, ``any`` from an attack parameter's min/max."""
+    lo, hi = p.get("min"), p.get("max")
+    if lo is not None and hi is not None:
+        left = "[" if p.get("min_inclusive", True) else "("
+        right = "]" if p.get("max_inclusive", True) else ")"
+        return f"{left}{lo}, {hi}{right}"
+    if lo is not None:
+        return f"{'>=' if p.get('min_inclusive', True) else '>'} {lo}"
+    if hi is not None:
+        return f"{'<=' if p.get('max_inclusive', True) else '<'} {hi}"
+    return "any"
+
+
+def _example(name: str, params: dict[str, Any]) -> str:
+    shown = [f"{k}={p['default']}" for k, p in params.items() if p.get("default") is not None]
+    return name + (":" + ",".join(shown) if shown else "")
+
+
+def _verdict(sweep_dir: Path, comparison: dict[str, Any], extra_caveats: list[str]) -> Verdict:
+    ranking = [RankRow.model_validate(row) for row in comparison.get("ranking") or []]
+    most_robust = MostRobust.model_validate(
+        comparison.get("most_robust") or {"by_attack": {}, "overall": None}
+    )
+    header = comparison.get("header") or {}
+    return Verdict(
+        sweep_id=sweep_dir.name,
+        sweep_dir=str(sweep_dir),
+        state=header.get("state"),
+        verdict=_verdict_sentence(comparison, ranking),
+        winner=comparison.get("winner"),
+        winner_within_noise=bool(comparison.get("winner_within_noise")),
+        tied_with=list(comparison.get("tied_with") or []),
+        most_robust=most_robust,
+        ranking=ranking,
+        failed=[RunError.model_validate(f) for f in comparison.get("failed") or []],
+        not_run=[NotRun.model_validate(n) for n in comparison.get("not_run") or []],
+        caveats=[*extra_caveats, *(comparison.get("caveats") or [])],
+        header=header,
+        generated_at=comparison.get("generated_at"),
+        comparison_uri=comparison_uri(sweep_dir.name),
+    )
+
+
+def _verdict_sentence(comparison: dict[str, Any], ranking: list[RankRow]) -> str:
+    winner = comparison.get("winner")
+    if winner is None:
+        return "No winner: no run finished with a finite loss (see failed and caveats)."
+    rows = {r.run: r for r in ranking}
+    if comparison.get("winner_within_noise"):
+        tied = ", ".join(comparison.get("tied_with") or [winner])
+        return (
+            f"No clear winner: {tied} are within noise of each other (difference in mean "
+            "final loss below 2 standard errors); run more repeats to separate them."
+        )
+    top = rows.get(winner)
+    if top is None:
+        return f"Winner: {winner}."
+    where = top.strategy if top.attack == "none" else f"{top.strategy} under {top.attack}"
+    loss = "n/a" if top.final_loss is None else f"{top.final_loss:.4g}"
+    if top.final_loss_std is not None:
+        loss += f" ± {top.final_loss_std:.2g}"
+    return f"Winner (lowest final loss): {winner} ({where}), final loss {loss}."
