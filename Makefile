@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
+export PYO3_PYTHON := $(abspath $(BIN))/python
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo ci install rust-toolchain rust-check lint stubtest test bench clean
@@ -28,7 +29,7 @@ demo: install
 rust-toolchain:
 	@command -v rustup >/dev/null 2>&1 && rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-rust-check: rust-toolchain
+rust-check: rust-toolchain $(BIN)/python
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --all-features -- -D warnings
 	cargo test --quiet
