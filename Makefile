@@ -61,7 +61,7 @@ bench-kernels: install .bench-venv
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .bench-venv/bin/python bench/kernels.py $(BENCH_ARGS)
 
 .bench-venv:
-	$(PYTHON) -m venv $@
-	$(PYTHON) bench/_flower_env.py requirements > $@/requirements.txt
-	$@/bin/pip install -q --upgrade pip && $@/bin/pip install -q -r $@/requirements.txt \
+	{ $(PYTHON) -m venv $@ && \
+	  $(PYTHON) bench/_flower_env.py requirements > $@/requirements.txt && \
+	  $@/bin/pip install -q --upgrade pip && $@/bin/pip install -q -r $@/requirements.txt; } \
 	  || { rm -rf $@; exit 1; }

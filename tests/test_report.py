@@ -16,20 +16,8 @@ from velocity.report import (
     render_markdown,
     write_comparison,
 )
+from velocity.server import ROUND_COLUMNS as ROUNDS_COLUMNS
 from velocity.spec import RunSpec
-
-ROUNDS_COLUMNS = [
-    "round",
-    "num_clients",
-    "global_loss",
-    "accuracy",
-    "byzantine",
-    "attacked",
-    "kept_honest",
-    "kept_byzantine",
-    "excluded_honest",
-    "excluded_byzantine",
-]
 
 
 def make_run(
