@@ -6,16 +6,24 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PYO3_PYTHON := $(abspath $(BIN))/python
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo ci install rust-toolchain rust-check lint stubtest test bench clean
+.PHONY: demo ci install chromium rust-toolchain rust-check lint stubtest test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-## install: dev dependencies (+ the optional HF loader, tested offline) and the
-## extension, built in release mode (editable install)
+## install: dev dependencies (+ the optional HF loader, tested offline, Ray for the
+## ray backend's tests, and matplotlib for the report plots, which `make demo` draws
+## too) and the extension, built in release mode (editable install)
 install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,hf]'
+	$(BIN)/pip install -q -e '.[dev,hf,ray,plots]'
+
+## chromium: the headless browser the report.html test opens (Debian's package); never
+## fails: without it (no apt, not root) that one test skips and says why
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || echo "chromium unavailable: the browser test will skip"
 
 ## the MCP Inspector, a real third-party MCP client used by the tests (Node 20: 0.15.0)
 INSPECTOR := node_modules/.bin/mcp-inspector
@@ -42,14 +50,22 @@ stubtest: install
 	$(BIN)/python -m mypy.stubtest velocity._core --ignore-missing-stub \
 		--allowlist .mypy-stubtest-allowlist
 
-test: install $(INSPECTOR)
+test: install $(INSPECTOR) chromium
 	$(BIN)/pytest -q
 
 ## ci: everything CI checks, in one command
 ci: rust-check lint stubtest test
 
-bench: install
-	$(BIN)/python bench/kernels.py
+## bench: every benchmark (bench/README.md): kernels, end to end vs Flower, growth,
+## sweep scaling, Ray overhead; one at a time with the targets below
+bench: bench-kernels bench-e2e bench-growth bench-sweep bench-ray
+
+.PHONY: bench-sweep bench-ray
+bench-sweep: install
+	$(BIN)/python bench/sweep_scaling.py --reps 3 $(BENCH_ARGS)
+
+bench-ray: install
+	$(BIN)/python bench/ray_overhead.py --reps 3 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) target out
@@ -65,3 +81,17 @@ bench-kernels: install .bench-venv
 	  $(PYTHON) bench/_flower_env.py requirements > $@/requirements.txt && \
 	  $@/bin/pip install -q --upgrade pip && $@/bin/pip install -q -r $@/requirements.txt; } \
 	  || { rm -rf $@; exit 1; }
+
+## bench-e2e: one 5-round run in velocity vs Flower's simulation engine vs plain numpy,
+## plus a 6-run sweep (wall, peak PSS of the process tree, final accuracy). A .bench-venv
+## made before flwr[simulation] was required gets Ray added first.
+.PHONY: bench-e2e bench-growth
+bench-e2e: install .bench-venv
+	.bench-venv/bin/python -c "import ray" 2>/dev/null || \
+	  .bench-venv/bin/pip install -q -r .bench-venv/requirements.txt "$$($(PYTHON) bench/_flower_env.py requirements | head -1)"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/e2e_flower.py $(BENCH_ARGS)
+
+## bench-growth: a run's time vs clients, model size and rounds, split train / aggregate /
+## evaluate / setup + I/O (BENCH_ARGS=--quick skips the largest sizes).
+bench-growth: install
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python bench/growth.py $(BENCH_ARGS)

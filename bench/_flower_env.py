@@ -7,7 +7,8 @@ which ``make bench-kernels`` creates with::
     python3 -m venv .bench-venv
     .bench-venv/bin/pip install $(python3 bench/_flower_env.py requirements)
 
-i.e. the pinned Flower plus velocity's own runtime dependencies. velocity itself
+i.e. the pinned Flower with its simulation engine (``flwr[simulation]``: Ray) plus
+velocity's own runtime dependencies. velocity itself
 is not installed there: the benchmarks put the repository root on ``sys.path``
 and import the extension that ``make install`` built in the tree
 (``velocity/_core.*.so``), which works because both environments come from the
@@ -26,8 +27,9 @@ from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: The Flower release the benchmarks compare against (the issues' reference numbers).
-FLOWER_REQUIREMENT = "flwr==1.42.0"
+#: The Flower release the benchmarks compare against (the issues' reference numbers),
+#: with its simulation engine (Ray) for the end-to-end comparison.
+FLOWER_REQUIREMENT = "flwr[simulation]==1.42.0"
 
 
 def requirements() -> list[str]:

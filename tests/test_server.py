@@ -137,6 +137,12 @@ def test_run_one_writes_the_run_files(tmp_path: Path) -> None:
     assert final.round == 3 and final.model_id == "logreg"
     assert load_checkpoint(run_dir / "checkpoint" / "round_2.npz").round == 2
     assert not list(run_dir.glob("**/*.tmp"))
+    for shared in (
+        run_dir / "summary.json",
+        run_dir / "rounds.csv",
+        run_dir / summary["checkpoint"],
+    ):
+        assert shared.stat().st_mode & 0o044 == 0o044, f"{shared} is not readable by others"
 
 
 def test_checkpoint_reproduces_the_final_accuracy(tmp_path: Path) -> None:

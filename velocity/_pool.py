@@ -1,15 +1,17 @@
-"""The process pool behind a sweep: worker setup, the worker function, crash recovery.
+"""The ``local`` backend: a process pool, its worker setup, the worker function, crash recovery.
 
 Each run is one task of a :class:`~concurrent.futures.ProcessPoolExecutor`; the
-worker calls :func:`velocity.server.run_one` with its BLAS and Rust thread pools
-pinned to one thread, so P workers use P cores. The worker function lives here,
-in an importable module, because multiprocessing pickles it by module path.
+worker calls :func:`velocity.server.run_one` (through :func:`execute_run`, which the
+``ray`` backend shares) with its BLAS and Rust thread pools pinned to one thread,
+so P workers use P cores. The worker function lives here, in an importable module,
+because multiprocessing pickles it by module path. :class:`PoolRunner` is this
+backend's :class:`~velocity.executors.Executor`.
 
 Failures stay local. A run whose ``run_one`` raises, or whose worker process dies
 (killed, out of memory), is recorded as failed, with a ``summary.json`` saying
 why; the pool is rebuilt and every other run finishes. SIGINT and SIGTERM stop
-the sweep cleanly (:func:`stop_on_signals`): pending runs are cancelled, the
-workers terminated, finished runs left intact.
+the sweep cleanly (:func:`~velocity.executors.stop_on_signals`): pending runs are
+cancelled, the workers terminated, finished runs left intact.
 
 Test-only hooks (read by the worker; never set them in real use):
 ``VELOCITY_TEST_CRASH_RUN=<run name>`` makes that run's worker SIGKILL itself after
@@ -29,19 +31,19 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from velocity._status import Tracker, write_failure
+from velocity.executors import ExecutionSettings, Executor
 from velocity.spec import RunSpec
 
 TEST_CRASH_ENV = "VELOCITY_TEST_CRASH_RUN"
 TEST_RAISE_ENV = "VELOCITY_TEST_RAISE_RUN"
 TEST_SLOW_ENV = "VELOCITY_TEST_SLOW_RUN"
+TEST_HOOK_ENV = (TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV)
 START_METHOD_ENV = "VELOCITY_MP_START"
 PINNED_ENV = (
     "OMP_NUM_THREADS",
@@ -87,14 +89,22 @@ def _emit(*event: Any) -> None:
 
 def _run_in_worker(spec_json: dict[str, Any], run_dir: str) -> dict[str, Any]:
     """Execute one run (in a pool worker); returns its summary and the worker's numbers."""
+    return execute_run(RunSpec.model_validate(spec_json), Path(run_dir), _emit)
+
+
+def execute_run(spec: RunSpec, path: Path, emit: Callable[..., None]) -> dict[str, Any]:
+    """Run ``spec`` into ``path`` in this (worker) process, emitting its events.
+
+    ``emit("start", name, pid, t)`` first, then ``emit("round", name, r, R, t)``
+    after each round; returns ``{"summary": ..., "worker": {pid, started,
+    first_round, peak_rss_mb}}``. Applies the test-only hooks (module docstring).
+    """
     from velocity.server import run_one
 
-    spec = RunSpec.model_validate(spec_json)
-    path = Path(run_dir)
     if path.exists():  # a run restarted after a crash or on resume starts clean
         shutil.rmtree(path)
     started = time.time()
-    _emit("start", spec.name, os.getpid(), started)
+    emit("start", spec.name, os.getpid(), started)
     first_round: list[float] = []
     crash, delay = _test_hooks(spec.name)
 
@@ -102,7 +112,7 @@ def _run_in_worker(spec_json: dict[str, Any], run_dir: str) -> dict[str, Any]:
         now = time.time()
         if not first_round:
             first_round.append(now)
-        _emit("round", spec.name, rnd, rounds, now)
+        emit("round", spec.name, rnd, rounds, now)
         if delay:
             time.sleep(delay)
         if crash and rnd == 1:
@@ -130,55 +140,29 @@ def _test_hooks(name: str) -> tuple[bool, float]:
     return os.environ.get(TEST_CRASH_ENV) == name, delay
 
 
-# --------------------------------------------------------------------------- parent side
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM set ``stop`` (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 # --------------------------------------------------------------------------- the pool
 
 
-class PoolRunner:
-    """Submits runs to a process pool; rebuilds the pool when a worker dies."""
+class PoolRunner(Executor):
+    """The ``local`` backend: submits runs to a process pool; rebuilds it when a worker dies."""
 
-    def __init__(
-        self, out_dir: Path, tracker: Tracker, workers: int, start_method: str | None
-    ) -> None:
-        self.out_dir = out_dir
-        self.requested = start_method
-        self.tracker = tracker
-        self.workers = workers
-        self.cancel = threading.Event()
-        self.start_method = ""
+    name: ClassVar[str] = "local"
+
+    def __init__(self, settings: ExecutionSettings) -> None:
+        super().__init__(settings)
+        self.requested = settings.start_method
         self._procs: dict[int, Any] = {}  # pid -> multiprocessing Process (exit codes)
 
-    def run(self, todo: list[RunSpec]) -> tuple[str, str | None]:
-        """Run ``todo``; returns the sweep's final state and error."""
+    def _execute(self, todo: list[RunSpec]) -> tuple[str, str | None]:
         pending = list(todo)
         strikes: Counter[str] = Counter()
         breaks = 0
         while pending:
             if self.cancel.is_set():
-                return self._cancelled(pending)
+                return self.cancelled()
             broken, pending = self._one_pool(pending)
             if self.cancel.is_set():
-                return self._cancelled(pending)
+                return self.cancelled()
             if not broken:
                 continue
             breaks += 1
@@ -189,7 +173,7 @@ class PoolRunner:
             if breaks > len(todo) + 2:
                 error = "worker processes keep dying before any run starts"
                 for spec in pending:
-                    self._fail(spec, error)
+                    self.fail(spec, error)
                 return "failed", error
         return "done", None
 
@@ -257,13 +241,9 @@ class PoolRunner:
         except BrokenProcessPool:
             return True
         except Exception as exc:
-            self._fail(spec, f"{type(exc).__name__}: {exc}")
+            self.fail(spec, f"{type(exc).__name__}: {exc}")
             return False
-        summary = result["summary"]
-        state = "done" if summary.get("status") == "done" else "failed"
-        self.tracker.finish(
-            spec.name, state, error=summary.get("error"), summary=summary, worker=result["worker"]
-        )
+        self.finished(spec, result)
         return False
 
     def _blame(self, broken: list[RunSpec], strikes: Counter[str]) -> None:
@@ -276,28 +256,17 @@ class PoolRunner:
             if code is not None and code not in (0, -signal.SIGTERM):
                 culprits.append((spec, code))
         for spec, code in culprits:
-            self._fail(spec, f"worker process died ({_describe_exit(code)}) during the run")
+            self.fail(spec, f"worker process died ({_describe_exit(code)}) during the run")
         if not culprits:  # cause unknown: whoever was running takes a strike
             for spec in running:
                 strikes[spec.name] += 1
                 if strikes[spec.name] >= _MAX_STRIKES:
-                    self._fail(
+                    self.fail(
                         spec, f"worker process died during the run ({strikes[spec.name]} times)"
                     )
         for spec in broken:
             if self.tracker.state_of(spec.name) == "running":
                 self.tracker.requeue(spec.name)
-
-    def _fail(self, spec: RunSpec, error: str) -> None:
-        summary = write_failure(spec, self.out_dir / spec.name, error)
-        self.tracker.finish(spec.name, "failed", error=error, summary=summary)
-
-    def _cancelled(self, specs: list[RunSpec]) -> tuple[str, str | None]:
-        with self.tracker.lock:
-            for run in self.tracker.runs.values():
-                if run.state in ("pending", "running"):
-                    run.state = "cancelled"
-        return "cancelled", None
 
     def _listen(self, events: Any, stop: threading.Event, pool: ProcessPoolExecutor) -> None:
         while not stop.is_set():

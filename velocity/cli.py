@@ -1,4 +1,4 @@
-"""The ``velocity`` command line: ``sweep``, ``run``, ``compare``, ``strategies``.
+"""The ``velocity`` command line: ``sweep``, ``run``, ``compare``, ``report``, ``strategies``.
 
 Every form ends in the one spec code path (``velocity.spec``): an experiment
 file, or flags turned into the same ``SweepSpec`` by ``matrix_spec``. Nothing
@@ -116,12 +116,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_shared_flags(sweep)
     sweep.add_argument("--repeats", type=int, help="seeds per cell (mean ± std)")
-    sweep.add_argument("--parallel", type=int, help="worker processes (default: min(CPUs, runs))")
+    sweep.add_argument(
+        "--parallel", type=int, help="runs executing at once (default: min(CPUs, runs))"
+    )
     sweep.add_argument("--out", metavar="DIR", help="sweep directory (default out/<time>-sweep)")
     sweep.add_argument(
         "--resume",
         metavar="DIR",
         help="finish the sweep in DIR: skip its finished runs, run the rest",
+    )
+    sweep.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        help="where runs execute: local processes (default) or Ray (pip install "
+        "'velocity-fl[ray]'); overrides [shared] backend",
+    )
+    sweep.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --backend ray: the cluster to run on, e.g. 10.0.0.5:6379 or auto "
+        "(default: $RAY_ADDRESS, else a Ray instance started for this sweep)",
     )
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -151,9 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_cmd_run)
 
-    compare = sub.add_parser("compare", help="re-render comparison.json/.md of a sweep dir")
+    compare = sub.add_parser(
+        "compare", help="re-render a sweep dir's comparison (and its plots and report.html)"
+    )
     compare.add_argument("sweep_dir", metavar="DIR")
     compare.set_defaults(handler=_cmd_compare)
+
+    report = sub.add_parser(
+        "report",
+        help="re-render every report of a sweep dir: comparison.json/.md, PNGs, report.html",
+        description="Re-render comparison.json, comparison.md, curves.png, robustness.png "
+        "and report.html from the files of an existing sweep (any velocity version's).",
+    )
+    report.add_argument("sweep_dir", metavar="DIR")
+    report.set_defaults(handler=_cmd_report)
 
     strategies = sub.add_parser(
         "strategies", help="list strategies, attacks, datasets and models with parameters"
@@ -218,14 +243,15 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     from velocity.sweep import run_sweep
 
     out, resume = _sweep_out(args)
-    runs, parallel, config_path = _sweep_runs(args, resume_dir=out if resume else None)
+    runs, shared, config_path = _sweep_runs(args, resume_dir=out if resume else None)
     result = run_sweep(
         runs,
         out,
-        parallel=parallel if args.parallel is None else args.parallel,
+        parallel=shared.parallel if args.parallel is None else args.parallel,
         resume=resume,
         command=[PROG, *argv],
         config_path=config_path,
+        **_execution(args, shared),
     )
     _print_sweep_result(result)
     return result.exit_code
@@ -239,11 +265,23 @@ def _sweep_out(args: argparse.Namespace) -> tuple[Path, bool]:
     return (Path(args.out) if args.out else default_out("sweep")), False
 
 
+def _execution(args: argparse.Namespace, shared: Any) -> dict[str, Any]:
+    """run_sweep's backend arguments: the flags, else the experiment's [shared] values."""
+    backend = args.backend or shared.backend
+    if args.ray_address and backend != "ray":
+        raise SpecError(f"--ray-address needs --backend ray (the backend is {backend!r})")
+    return {
+        "backend": backend,
+        "ray_address": args.ray_address or shared.ray_address,
+        "ray_gpus": shared.ray_gpus,
+    }
+
+
 def _sweep_runs(
     args: argparse.Namespace, resume_dir: Path | None
-) -> tuple[list[Any], int | None, Path | None]:
-    """(runs, parallel from the experiment, experiment file) from CONFIG, flags or a plan."""
-    from velocity.spec import build_sweep, load_experiment, matrix_spec
+) -> tuple[list[Any], Any, Path | None]:
+    """(runs, the experiment's [shared] settings, experiment file) from CONFIG, flags or a plan."""
+    from velocity.spec import SharedSettings, build_sweep, load_experiment, matrix_spec
 
     overrides = _shared_overrides(args)
     if args.repeats is not None:
@@ -260,12 +298,12 @@ def _sweep_runs(
                     "runs": [entry.model_dump() for entry in spec.runs],
                 }
             )
-        return spec.expand(), spec.shared.parallel, config_path
+        return spec.expand(), spec.shared, config_path
     if args.strategies:
         if not split_items(args.strategies):
             raise SpecError("--strategies is empty; e.g. --strategies FedAvg,FedMedian")
         spec = matrix_spec(split_items(args.strategies), split_items(args.attacks), **overrides)
-        return spec.expand(), spec.shared.parallel, None
+        return spec.expand(), spec.shared, None
     if args.attacks:
         raise SpecError("--attacks needs --strategies (which strategies face the attacks?)")
     if resume_dir is not None:
@@ -274,7 +312,7 @@ def _sweep_runs(
                 f"--resume {resume_dir} without CONFIG reruns its plan.json as it is; "
                 f"it cannot change {', '.join(sorted(overrides))}"
             )
-        return _planned_runs(resume_dir), None, None
+        return _planned_runs(resume_dir), SharedSettings(), None
     raise SpecError(
         "give an experiment file or --strategies, e.g. velocity sweep "
         "--strategies FedAvg,FedMedian --rounds 10"
@@ -379,17 +417,37 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 # --------------------------------------------------------------------------- compare, strategies
 
 
-def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from velocity.report import render_console, write_comparison
-
+def _sweep_dir_arg(args: argparse.Namespace) -> Path:
     sweep_dir = Path(args.sweep_dir)
     if not sweep_dir.is_dir():
         raise SpecError(f"no such directory: {sweep_dir}")
     if not any(sweep_dir.glob("*/config.json")):
         raise SpecError(f"{sweep_dir} holds no runs (no <run>/config.json)")
-    comparison = write_comparison(sweep_dir)
-    print(render_console(comparison, sweep_dir))
+    return sweep_dir
+
+
+def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from velocity.report import render_all, render_console
+
+    sweep_dir = _sweep_dir_arg(args)
+    print(render_console(render_all(sweep_dir).comparison, sweep_dir))
     return 0
+
+
+def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    """Exit 0 when every report was written, 1 when a plot or the page could not be."""
+    from velocity.report import render_all
+
+    sweep_dir = _sweep_dir_arg(args)
+    rendered = render_all(sweep_dir)
+    names = ", ".join(path.name for path in rendered.files)
+    print(f"Wrote {names} in {sweep_dir} ({rendered.elapsed_s:.2f} s)")
+    for note in rendered.notes:
+        _print_error(note)
+    html = sweep_dir / "report.html"
+    if html in rendered.files:
+        print(f"Report: {html}")
+    return 1 if rendered.notes or html not in rendered.files else 0
 
 
 def catalog() -> dict[str, Any]:

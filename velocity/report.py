@@ -69,8 +69,10 @@ attack (its *baseline*).
     }
 
 API: :func:`build_comparison` (the dict), :func:`render_markdown`,
-:func:`render_console`, and :func:`write_comparison` (builds and writes both files
-atomically).
+:func:`render_console`, :func:`write_comparison` (builds and writes both files
+atomically), and :func:`render_all`, the one entry point of the end of a sweep,
+``velocity compare`` and ``velocity report``: the comparison files plus the
+pictures (:mod:`velocity.plots`) and ``report.html`` (:mod:`velocity.html_report`).
 """
 
 from __future__ import annotations
@@ -79,14 +81,18 @@ import csv
 import json
 import math
 import statistics
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from velocity.runio import atomic_write_json, atomic_write_text
 from velocity.spec import RunSpec
+
+if TYPE_CHECKING:
+    from velocity.plots import Plot
 
 DETECTION_KEYS = ("kept_honest", "kept_byzantine", "excluded_honest", "excluded_byzantine")
 NO_ATTACK = "none"
@@ -743,7 +749,7 @@ def render_markdown(comparison: Mapping[str, Any], images: Sequence[str] = ()) -
 
 
 def render_console(comparison: Mapping[str, Any], sweep_dir: Path) -> str:
-    """A few lines for the terminal: verdict, most robust per attack, failures, the .md path."""
+    """A few lines for the terminal: verdict, most robust per attack, failures, the file paths."""
     lines = [_verdict_line(comparison)]
     for attack, entry in comparison["most_robust"]["by_attack"].items():
         if entry is not None:
@@ -758,6 +764,8 @@ def render_console(comparison: Mapping[str, Any], sweep_dir: Path) -> str:
     if failed:
         lines.append(f"{failed} run{'s' if failed != 1 else ''} failed (listed in comparison.md)")
     lines.append(f"Comparison: {Path(sweep_dir) / 'comparison.md'}")
+    if (Path(sweep_dir) / "report.html").is_file():
+        lines.append(f"Report with plots: {Path(sweep_dir) / 'report.html'}")
     return "\n".join(lines)
 
 
@@ -774,3 +782,56 @@ def write_comparison(
     atomic_write_json(sweep_dir / "comparison.json", comparison)
     atomic_write_text(sweep_dir / "comparison.md", render_markdown(comparison, images))
     return comparison
+
+
+@dataclass
+class RenderedReport:
+    """What :func:`render_all` wrote: the comparison, the files, the plots and the time."""
+
+    comparison: dict[str, Any]
+    files: list[Path]
+    plots: list[Plot]
+    notes: list[str]
+    elapsed_s: float
+
+
+def render_all(
+    sweep_dir: Path, *, wall_s: float | None = None, parallel: int | None = None
+) -> RenderedReport:
+    """Write every report of a sweep directory from its files; plotting never makes it fail.
+
+    Writes ``curves.png``, ``robustness.png`` and ``plots.json`` (when matplotlib is
+    installed), ``report.html``, then ``comparison.json`` and, last, ``comparison.md``
+    (linking the PNGs). A plot or the HTML page that cannot be rendered becomes a
+    caveat (e.g. ``plots not rendered: matplotlib is not installed (...)``) instead of
+    an error; only a failure to write the comparison files raises.
+    """
+    from velocity.html_report import FILE as HTML_FILE
+    from velocity.html_report import render_html
+
+    clock = time.perf_counter()
+    sweep_dir = Path(sweep_dir)
+    comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel)
+    plots: list[Plot] = []
+    notes: list[str] = []
+    try:
+        from velocity.plots import write_plots
+
+        plots, notes = write_plots(sweep_dir, comparison)
+    except Exception as exc:  # write_plots does not raise; this guards its import
+        notes = [f"plots not rendered: {type(exc).__name__}: {exc}"]
+    comparison["caveats"] = [*comparison["caveats"], *notes]
+    files = [sweep_dir / p.file for p in plots]
+    if plots and (sweep_dir / "plots.json").is_file():
+        files.append(sweep_dir / "plots.json")
+    manifest = _read_optional_json(sweep_dir / "manifest.json")
+    try:
+        atomic_write_text(sweep_dir / HTML_FILE, render_html(comparison, plots, manifest))
+        files.append(sweep_dir / HTML_FILE)
+    except Exception as exc:  # the page must not stop the verdict from being written
+        comparison["caveats"].append(f"{HTML_FILE} not written: {type(exc).__name__}: {exc}")
+    atomic_write_json(sweep_dir / "comparison.json", comparison)
+    images = [p.file for p in plots]
+    atomic_write_text(sweep_dir / "comparison.md", render_markdown(comparison, images))
+    files += [sweep_dir / "comparison.json", sweep_dir / "comparison.md"]
+    return RenderedReport(comparison, files, plots, notes, time.perf_counter() - clock)

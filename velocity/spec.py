@@ -143,10 +143,25 @@ class RunEntry(BaseModel):
 
 
 class SharedSettings(Settings):
-    """``[shared]``: run settings plus how the sweep executes."""
+    """``[shared]``: run settings plus how the sweep executes.
+
+    The execution fields (:data:`EXECUTION_FIELDS`) never reach a RunSpec: they
+    do not change results, so a sweep can be resumed with other values.
+    """
 
     repeats: int = Field(1, ge=1, le=1000, description="seeds per cell (mean ± std)")
-    parallel: int | None = Field(None, ge=1, le=1024, description="worker processes")
+    parallel: int | None = Field(None, ge=1, le=1024, description="runs executing at once")
+    backend: Literal["local", "ray"] = Field(
+        "local", description="where runs execute: local processes or a Ray cluster"
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster address (backend ray); unset: a local Ray instance"
+    )
+    ray_gpus: float = Field(0.0, ge=0, description="GPUs each run reserves on Ray (fractions ok)")
+
+
+#: ``[shared]`` fields about how a sweep executes rather than what a run computes.
+EXECUTION_FIELDS = frozenset({"repeats", "parallel", "backend", "ray_address", "ray_gpus"})
 
 
 class SweepSpec(BaseModel):
@@ -164,7 +179,7 @@ class SweepSpec(BaseModel):
 
     def expand(self) -> list[RunSpec]:
         """The runs to execute: each entry × each repeat, with the repeat's seed."""
-        settings = self.shared.model_dump(exclude={"repeats", "parallel", "seed"})
+        settings = self.shared.model_dump(exclude={*EXECUTION_FIELDS, "seed"})
         specs: list[RunSpec] = []
         seen: set[str] = set()
         for index, entry in enumerate(self.runs):

@@ -9,13 +9,13 @@ it again (model id, round, the run's name).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from velocity.runio import atomic_write_bytes
 
 SCHEMES = ("local://",)
 
@@ -56,14 +56,7 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint, *, final: bool) -> 
         round=np.array(checkpoint.round),
         run=np.array(checkpoint.run),
     )
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

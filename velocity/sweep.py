@@ -1,15 +1,18 @@
-"""Run a list of RunSpecs in a process pool, one run directory each: :func:`run_sweep`.
+"""Run a list of RunSpecs, one run directory each: :func:`run_sweep`.
 
 This module is the public face of a sweep: :func:`run_sweep`, its
 :class:`SweepResult`, and the refusals made before any work (:func:`check_setups`,
 :func:`ensure_writable_dir`, duplicate names, a non-empty or changed output
-directory). The pool, its workers and crash recovery live in
-:mod:`velocity._pool`; ``status.json`` and :func:`read_status` in
-:mod:`velocity._status`. Both are re-exported here.
+directory). Where runs execute is an :class:`~velocity.executors.Executor` chosen by
+``backend``: ``"local"``, a process pool with its workers and crash recovery
+(:mod:`velocity._pool`), or ``"ray"``, one Ray task per run (:mod:`velocity._ray`).
+``status.json`` and :func:`read_status` live in :mod:`velocity._status`. The names
+tests and callers use are re-exported here.
 
 The sweep directory follows ``docs/files.md``: ``plan.json`` and ``manifest.json``
 first, ``status.json`` rewritten (atomically) whenever a run starts or ends, one
-directory per run, and ``comparison.json``/``comparison.md`` at the end.
+directory per run, and at the end the reports of :func:`velocity.report.render_all`
+(``comparison.json``/``comparison.md``, the plots and ``report.html``).
 
 Failures stay local: a run that raises or whose worker dies is recorded as
 failed and every other run finishes. SIGINT and SIGTERM stop the sweep cleanly:
@@ -37,8 +40,6 @@ from velocity._pool import (
     TEST_CRASH_ENV,
     TEST_RAISE_ENV,
     TEST_SLOW_ENV,
-    PoolRunner,
-    stop_on_signals,
 )
 from velocity._status import (
     RunOutcome,
@@ -49,10 +50,18 @@ from velocity._status import (
     write_failure,
 )
 from velocity.errors import SpecError
+from velocity.executors import (
+    BACKENDS,
+    ExecutionSettings,
+    default_parallel,
+    make_executor,
+    stop_on_signals,
+)
 from velocity.runio import atomic_write_json, read_json
 from velocity.spec import RunSpec
 
 __all__ = [
+    "BACKENDS",
     "PINNED_ENV",
     "START_METHOD_ENV",
     "TEST_CRASH_ENV",
@@ -82,6 +91,7 @@ class SweepResult:
     comparison: dict[str, Any] | None = None
     error: str | None = None
     start_method: str = ""
+    backend: str = "local"
 
     @property
     def failed(self) -> list[str]:
@@ -96,11 +106,6 @@ class SweepResult:
         return 1 if self.state != "done" or self.failed or self.comparison is None else 0
 
 
-def default_parallel(num_runs: int) -> int:
-    """min(cpu count, number of runs), at least 1."""
-    return max(1, min(os.cpu_count() or 1, num_runs))
-
-
 def run_sweep(
     runs: Sequence[RunSpec],
     out_dir: Path,
@@ -111,20 +116,33 @@ def run_sweep(
     config_path: Path | None = None,
     progress: bool = True,
     start_method: str | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    ray_gpus: float = 0.0,
 ) -> SweepResult:
     """Run every spec into ``out_dir/<spec.name>/`` and write the sweep's files.
 
-    ``start_method`` is how worker processes start: ``"fork"`` where the platform
-    has it (default: milliseconds; the Rust core keeps its thread pools per
-    process, so a forked worker never waits on its parent's threads), else
+    ``backend`` is where runs execute (:data:`BACKENDS`): ``"local"``, a process
+    pool on this machine, or ``"ray"``, one Ray task per run declaring one CPU
+    (and ``ray_gpus`` GPUs), on the cluster at ``ray_address`` or, when None (and
+    ``$RAY_ADDRESS`` is unset), on a Ray instance started for the sweep and
+    stopped after it; a Ray session already initialised in this process is used
+    as it is. ``parallel`` defaults to min(CPUs, runs): this machine's CPUs, or
+    the cluster's. The backend never changes results.
+
+    ``start_method`` is how local worker processes start: ``"fork"`` where the
+    platform has it (default: milliseconds; the Rust core keeps its thread pools
+    per process, so a forked worker never waits on its parent's threads), else
     ``"forkserver"`` or ``"spawn"``. ``$VELOCITY_MP_START`` overrides it. With
     forkserver or spawn, a script calling this must do so under
     ``if __name__ == "__main__":`` (the children re-import it).
 
     Refuses (``SpecError``, nothing written) when ``out_dir`` is a non-empty
     directory and ``resume`` is false, when it cannot be written, when run names
-    repeat, or, on resume, when a finished run's ``config.json`` differs from its
-    planned spec. With ``resume``, runs already done are kept and skipped.
+    repeat, on resume when a finished run's ``config.json`` differs from its
+    planned spec, when the backend is unknown or its package is missing, or when
+    the Ray cluster cannot be reached. With ``resume``, runs already done are
+    kept and skipped.
     """
     started = time.time()
     clock = time.perf_counter()
@@ -135,51 +153,60 @@ def run_sweep(
     _check_names(runs)
     finished = _previous_runs(out_dir, runs) if resume else _check_fresh(out_dir)
     todo = [spec for spec in runs if spec.name not in finished]
-    workers = default_parallel(len(todo)) if parallel is None else parallel
-    if workers < 1:
-        raise SpecError(f"parallel must be >= 1, got {workers}")
+    if parallel is not None and parallel < 1:
+        raise SpecError(f"parallel must be >= 1, got {parallel}")
+    executor = make_executor(
+        backend,
+        ExecutionSettings(start_method=start_method, ray_address=ray_address, ray_gpus=ray_gpus),
+    )
     check_setups(todo)
-    ensure_writable_dir(out_dir)
 
     from velocity._progress import make_progress
     from velocity.manifest import capture_manifest
 
-    repeats = max(spec.repeat for spec in runs) + 1
-    atomic_write_json(
-        out_dir / "plan.json",
-        {
-            "runs": [spec.to_json() for spec in runs],
-            "parallel": workers,
-            "repeats": repeats,
-            "created_at": utc_now(),
-        },
-    )
-    manifest = capture_manifest(command or sys.argv, config_path)
-    if resume:
-        manifest["previous"] = _previous_manifests(out_dir)
-    atomic_write_json(out_dir / "manifest.json", manifest)
-    if progress:
-        skipped = f", {len(finished)} already done" if finished else ""
-        print(f"sweep: {len(todo)} runs{skipped}, parallel {workers} -> {out_dir}", flush=True)
-    display = make_progress(len(runs), enabled=progress, done=len(finished))
-    tracker = Tracker(out_dir, runs, finished, display)
-    tracker.write("running")
-    runner = PoolRunner(out_dir, tracker, workers, start_method)
-    try:
-        with stop_on_signals(runner.cancel):
-            state, error = runner.run(todo)
-    except BaseException as exc:  # a bug or an interrupt outside the handlers: say so on disk
-        tracker.write("failed", error=f"{type(exc).__name__}: {exc}", final=True)
-        raise
-    finally:
-        display.close()
-    wall_s = time.perf_counter() - clock
+    with executor:  # starts or joins Ray after the other refusals; stops what it started
+        ensure_writable_dir(out_dir)
+        workers = executor.default_parallel(len(todo)) if parallel is None else parallel
+        repeats = max(spec.repeat for spec in runs) + 1
+        atomic_write_json(
+            out_dir / "plan.json",
+            {
+                "runs": [spec.to_json() for spec in runs],
+                "parallel": workers,
+                "backend": executor.name,
+                "repeats": repeats,
+                "created_at": utc_now(),
+            },
+        )
+        manifest = capture_manifest(command or sys.argv, config_path)
+        if resume:
+            manifest["previous"] = _previous_manifests(out_dir)
+        atomic_write_json(out_dir / "manifest.json", manifest)
+        if progress:
+            skipped = f", {len(finished)} already done" if finished else ""
+            print(
+                f"sweep: {len(todo)} runs{skipped}, parallel {workers} ({executor.describe()}) "
+                f"-> {out_dir}",
+                flush=True,
+            )
+        display = make_progress(len(runs), enabled=progress, done=len(finished))
+        tracker = Tracker(out_dir, runs, finished, display)
+        tracker.write("running")
+        try:
+            with stop_on_signals(executor.cancel):
+                state, error = executor.run(todo, out_dir, tracker, workers)
+        except BaseException as exc:  # a bug or an interrupt outside the handlers: say so on disk
+            tracker.write("failed", error=f"{type(exc).__name__}: {exc}", final=True)
+            raise
+        finally:
+            display.close()
+        wall_s = time.perf_counter() - clock
     tracker.write(state, error=error, final=True, elapsed_s=wall_s)
     comparison = None
     try:
-        from velocity.report import write_comparison
+        from velocity.report import render_all
 
-        comparison = write_comparison(out_dir, wall_s=wall_s, parallel=workers)
+        comparison = render_all(out_dir, wall_s=wall_s, parallel=workers).comparison
     except Exception as exc:
         error = error or f"writing the comparison failed: {type(exc).__name__}: {exc}"
         tracker.write(state, error=error, final=True, elapsed_s=wall_s)
@@ -192,7 +219,8 @@ def run_sweep(
         runs=tracker.outcomes(),
         comparison=comparison,
         error=error,
-        start_method=runner.start_method,
+        start_method=executor.start_method,
+        backend=executor.name,
     )
 
 

@@ -9,16 +9,18 @@ rounds, clients, repeats and parallel are this server's limits.
 the limits, and the SDK evaluates them with the function's globals.)
 """
 
+import base64
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts import Prompt
+from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
-from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from velocity_mcp.launcher import Launcher
@@ -34,8 +36,9 @@ from velocity_mcp.models import (
 from velocity_mcp.paths import sweep_dirs
 from velocity_mcp.service import COMPARISON_URI, SweepService, comparison_uri
 
-#: The Settings fields sweep_run does not accept inline (a path outside the root).
-EXCLUDED_SETTINGS = frozenset({"storage"})
+#: The Settings fields sweep_run does not accept inline: a path outside the root, and
+#: which Ray cluster to use and what to reserve on it (the operator's: $RAY_ADDRESS).
+EXCLUDED_SETTINGS = frozenset({"storage", "ray_address", "ray_gpus"})
 
 INSTRUCTIONS = """\
 velocity runs federated-learning strategy × attack sweeps and ranks the strategies.
@@ -253,6 +256,16 @@ def build_server(
             int | None,
             _setting("parallel", limit=limits.max_parallel, limit_name="max_parallel"),
         ],
+        backend: Annotated[
+            Literal["local", "ray"] | None,
+            Field(
+                default=None,
+                description="where runs execute: 'local' processes on the server's machine, or "
+                "'ray' (the Ray cluster in $RAY_ADDRESS, else a Ray instance started for the "
+                "sweep; needs velocity-fl[ray]). Results are identical. Default: the config's "
+                "[shared] backend, else 'local'.",
+            ),
+        ],
     ) -> SweepStarted:
         """Start a strategy × attack sweep in the background; returns at once with a sweep_id.
 
@@ -280,6 +293,7 @@ def build_server(
             "lr": lr,
             "checkpoint_every": checkpoint_every,
             "parallel": parallel,
+            "backend": backend,
         }
         return service.run(strategies=strategies, attacks=attacks, config=config, settings=settings)
 
@@ -292,14 +306,40 @@ def build_server(
         return service.status(sweep_id)
 
     @server.tool(annotations=read_only)
-    def sweep_compare(sweep_id: SweepId) -> Verdict:
+    def sweep_compare(
+        sweep_id: SweepId,
+        include_heatmap: Annotated[
+            bool,
+            Field(
+                default=False,
+                description="also return the robustness heatmap (PNG image content): final "
+                "accuracy per strategy × attack and loss increase over each strategy's "
+                "baseline, best and most robust marked",
+            ),
+        ],
+    ) -> Annotated[CallToolResult, Verdict]:
         """The ranked verdict of a finished sweep (its comparison.json): the winner by
         lowest final loss, or no clear winner when the top cells are within noise; the most
         robust strategy under each attack (smallest loss increase over its own no-attack
         baseline); the full table; failed runs; caveats to read before trusting it. A
         cancelled sweep gets a partial verdict; a running one an error telling you to poll.
+        With include_heatmap, the robustness heatmap comes as an image beside the verdict.
         """
-        return service.compare(sweep_id)
+        verdict = service.compare(sweep_id)
+        image = None
+        if include_heatmap:
+            image, missing = service.heatmap(verdict)
+            if missing:
+                verdict = verdict.model_copy(update={"caveats": [*verdict.caveats, missing]})
+        content: list[TextContent | ImageContent] = [
+            TextContent(type="text", text=pydantic_core.to_json(verdict, indent=2).decode())
+        ]
+        if image is not None:
+            data = base64.b64encode(image).decode("ascii")
+            content.append(ImageContent(type="image", data=data, mime_type="image/png"))
+        return CallToolResult(
+            content=content, structured_content=verdict.model_dump(mode="json", by_alias=True)
+        )
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
     def sweep_cancel(sweep_id: SweepId) -> CancelResult:

@@ -420,6 +420,33 @@ class SweepService:
             )
         return _verdict(sweep_dir, comparison, extra_caveats)
 
+    def heatmap(self, verdict: Verdict) -> tuple[bytes | None, str | None]:
+        """The robustness heatmap (PNG bytes) of a compared sweep, or ``(None, why not)``.
+
+        Its ``robustness.png`` when the sweep wrote one, else drawn now from its
+        comparison (a sweep made before plots existed, or while matplotlib was missing).
+        """
+        sweep_dir = Path(verdict.sweep_dir)
+        try:
+            return (sweep_dir / "robustness.png").read_bytes(), None
+        except OSError:
+            pass
+        from velocity.plots import INSTALL_HINT, plot_robustness
+
+        comparison = read_json(sweep_dir / "comparison.json")
+        if comparison is None:
+            from velocity.report import build_comparison
+
+            comparison = build_comparison(sweep_dir)
+        try:
+            return plot_robustness(comparison).png, None
+        except ImportError:
+            reason = f"matplotlib is not installed on the server ({INSTALL_HINT})"
+        except Exception as exc:  # a plot failure must not lose the verdict
+            logger.warning("heatmap of %s failed", sweep_dir, exc_info=True)
+            reason = f"{type(exc).__name__}: {exc}"
+        return None, f"heatmap not included: {reason}"
+
     def _wait_comparison(self, sweep_dir: Path, timeout: float = 15.0) -> dict[str, Any] | None:
         """comparison.json, once the sweep has written both comparison files.
 

@@ -1,8 +1,9 @@
 //! The sorted-column engine shared by the median, the trimmed mean and Bulyan.
 //!
 //! The coordinates are cut into tiles of [`TILE`] columns. For each tile the
-//! n × w block is copied into a small row-major buffer (cache-resident) and
-//! every column is sorted ascending:
+//! n × w block is copied into a row-major buffer (4 KiB runs of each row, so
+//! the copy streams; the buffer stays in L2) and, [`SUB_TILE`] columns at a
+//! time (their n rows stay in L1), every column is sorted ascending:
 //!
 //! * n ≤ [`NETWORK_MAX`]: one Batcher odd–even merge sorting network applied
 //!   to whole buffer rows at once, so each compare-exchange is a vectorised
@@ -10,15 +11,22 @@
 //! * larger n: each column is gathered, sorted with `sort_unstable_by(total_cmp)`
 //!   and scattered back.
 //!
-//! A reducer then reads the sorted tile (row r = the r-th smallest value of
-//! every column) and writes the tile's outputs. The work per column does not
-//! depend on the thread count, so results are bit-identical.
+//! A reducer then reads the sorted sub-tile (row r = the r-th smallest value
+//! of every column) and writes its outputs. Copy, network and reducer are
+//! compiled together for the best instruction set (AVX-512F, AVX2, baseline);
+//! they give the same bits on each. The work per column does not depend on
+//! the thread count, so results are bit-identical.
 
 use super::{all_finite, KernelResult, SawNonFinite};
 use rayon::prelude::*;
 
-/// Columns per tile.
-pub(crate) const TILE: usize = 256;
+/// Columns per tile: the unit of parallel work and of the copy from the input
+/// rows (4 KiB of each row at a time, so the hardware prefetchers stream it).
+pub(crate) const TILE: usize = 1024;
+
+/// Columns per sub-tile: the network and the reducer run on SUB_TILE columns
+/// of the copied tile at a time, so that their n rows stay in L1.
+pub(crate) const SUB_TILE: usize = 64;
 
 /// Row stride of the tile buffer: TILE plus one cache line, so rows are not
 /// 4 KiB apart (which would make loads falsely wait on earlier stores).
@@ -132,48 +140,20 @@ fn compare_exchange<const LANES: usize>(tile: &mut [f32], w: usize, a: usize, b:
     }
 }
 
-#[inline(always)]
-fn apply_network<const LANES: usize>(tile: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
-    for &(a, b) in pairs {
-        compare_exchange::<LANES>(tile, w, a, b);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-/// # Safety
-/// The CPU must support AVX2.
-unsafe fn apply_network_avx2(tile: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
-    apply_network::<8>(tile, w, pairs);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-/// # Safety
-/// The CPU must support AVX-512F.
-unsafe fn apply_network_avx512(tile: &mut [f32], w: usize, pairs: &[(usize, usize)]) {
-    apply_network::<16>(tile, w, pairs);
-}
-
 /// Runs the comparator network (n ≤ [`NETWORK_MAX`]) or sorts every column
-/// (larger n) over the first `w` columns of the `n × STRIDE` buffer. Min/max
-/// are exact, so every instruction-set path gives the same bits.
-fn sort_columns(tile: &mut [f32], n: usize, w: usize, pairs: &[(usize, usize)], col: &mut [f32]) {
+/// (larger n) over the first `w` columns of the `n × STRIDE` buffer.
+#[inline(always)]
+fn sort_columns<const LANES: usize>(
+    tile: &mut [f32],
+    n: usize,
+    w: usize,
+    pairs: &[(usize, usize)],
+    col: &mut [f32],
+) {
     if n <= NETWORK_MAX {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
-                unsafe { apply_network_avx512(tile, w, pairs) };
-                return;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { apply_network_avx2(tile, w, pairs) };
-                return;
-            }
+        for &(a, b) in pairs {
+            compare_exchange::<LANES>(tile, w, a, b);
         }
-        apply_network::<8>(tile, w, pairs);
     } else {
         for c in 0..w {
             for (r, v) in col.iter_mut().enumerate() {
@@ -187,8 +167,98 @@ fn sort_columns(tile: &mut [f32], n: usize, w: usize, pairs: &[(usize, usize)], 
     }
 }
 
-/// Runs `reduce(sorted_tile, out_tile)` for every tile of the columns of
-/// `rows`, where `out_tile` holds the tile's w outputs and `sorted_tile` is
+/// One tile: copy the `out.len()` columns from `j0` of every row into the
+/// buffer, check them, sort them (see [`Need`]) and reduce. `false` if a
+/// value is non-finite (then nothing is reduced).
+#[inline(always)]
+fn process_tile<const LANES: usize, F: Fn(&[f32], &mut [f32])>(
+    rows: &[&[f32]],
+    j0: usize,
+    pairs: &[(usize, usize)],
+    buf: &mut [f32],
+    col: &mut [f32],
+    out: &mut [f32],
+    reduce: &F,
+) -> bool {
+    let w = out.len();
+    let mut finite = true;
+    for (dst, row) in buf.chunks_exact_mut(STRIDE).zip(rows) {
+        let src = &row[j0..j0 + w];
+        finite &= all_finite(src);
+        dst[..w].copy_from_slice(src);
+    }
+    if finite {
+        // The network and the reducer walk the copied tile in sub-tiles of
+        // SUB_TILE columns, whose n rows stay in L1 (the whole tile: in L2).
+        for (s, out) in out.chunks_mut(SUB_TILE).enumerate() {
+            let sub = &mut buf[s * SUB_TILE..];
+            sort_columns::<LANES>(sub, rows.len(), out.len(), pairs, col);
+            reduce(sub, out);
+        }
+    }
+    finite
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must support AVX2.
+unsafe fn process_tile_avx2<F: Fn(&[f32], &mut [f32])>(
+    rows: &[&[f32]],
+    j0: usize,
+    pairs: &[(usize, usize)],
+    buf: &mut [f32],
+    col: &mut [f32],
+    out: &mut [f32],
+    reduce: &F,
+) -> bool {
+    process_tile::<8, F>(rows, j0, pairs, buf, col, out, reduce)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+/// # Safety
+/// The CPU must support AVX-512F.
+unsafe fn process_tile_avx512<F: Fn(&[f32], &mut [f32])>(
+    rows: &[&[f32]],
+    j0: usize,
+    pairs: &[(usize, usize)],
+    buf: &mut [f32],
+    col: &mut [f32],
+    out: &mut [f32],
+    reduce: &F,
+) -> bool {
+    process_tile::<16, F>(rows, j0, pairs, buf, col, out, reduce)
+}
+
+/// [`process_tile`] compiled for the best available instruction set, the
+/// copy, the network and the reducer alike. Min/max are exact and the
+/// reducers fix their operation order, so every path gives the same bits.
+fn process_tile_dispatch<F: Fn(&[f32], &mut [f32])>(
+    rows: &[&[f32]],
+    j0: usize,
+    pairs: &[(usize, usize)],
+    buf: &mut [f32],
+    col: &mut [f32],
+    out: &mut [f32],
+    reduce: &F,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { process_tile_avx512(rows, j0, pairs, buf, col, out, reduce) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { process_tile_avx2(rows, j0, pairs, buf, col, out, reduce) };
+        }
+    }
+    process_tile::<8, F>(rows, j0, pairs, buf, col, out, reduce)
+}
+
+/// Runs `reduce(sorted_tile, out_tile)` for every sub-tile of the columns of
+/// `rows`, where `out_tile` holds the sub-tile's w ≤ [`SUB_TILE`] outputs and `sorted_tile` is
 /// row-major with row stride [`STRIDE`]: `sorted_tile[r * STRIDE + c]` is the
 /// r-th smallest value of the tile's column c (c < w) for the rows that
 /// `need` asks for (see [`Need`]).
@@ -212,20 +282,7 @@ pub(crate) fn reduce_sorted_columns(
         .map_init(
             || (vec![0f32; n * STRIDE], vec![0f32; n]),
             |(buf, col), (t, out)| {
-                let w = out.len();
-                let j0 = t * TILE;
-                let tile = &mut buf[..];
-                let mut finite = true;
-                for (dst, row) in tile.chunks_exact_mut(STRIDE).zip(rows) {
-                    let src = &row[j0..j0 + w];
-                    finite &= all_finite(src);
-                    dst[..w].copy_from_slice(src);
-                }
-                if finite {
-                    sort_columns(tile, n, w, &pairs, col);
-                    reduce(tile, out);
-                }
-                finite
+                process_tile_dispatch(rows, t * TILE, &pairs, buf, col, out, &reduce)
             },
         )
         .reduce(|| true, |a, b| a & b);

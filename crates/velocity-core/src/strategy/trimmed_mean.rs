@@ -3,7 +3,7 @@
 //! Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates
 //! [Yin et al., 2018]. Paper: <https://arxiv.org/abs/1803.01498>
 
-use super::columns::{reduce_sorted_columns, Need, STRIDE, TILE};
+use super::columns::{reduce_sorted_columns, Need, STRIDE, SUB_TILE};
 use super::KernelResult;
 
 /// The coordinate-wise trimmed mean (unweighted).
@@ -24,7 +24,7 @@ pub(crate) fn trimmed_mean(rows: &[&[f32]], k: usize) -> KernelResult<Vec<f32>> 
     let kept = n - 2 * k;
     let mut out = vec![0f32; rows[0].len()];
     reduce_sorted_columns(rows, &Need::Middle { k }, &mut out, |tile, out| {
-        let mut acc = [0f64; TILE];
+        let mut acc = [0f64; SUB_TILE];
         let acc = &mut acc[..out.len()];
         for r in k..n - k {
             for (a, &v) in acc.iter_mut().zip(&tile[r * STRIDE..]) {
