@@ -57,16 +57,21 @@ def read_status(sweep_dir: Path) -> dict[str, Any]:
 
 
 def pid_alive(pid: Any) -> bool:
-    """Whether a process with id ``pid`` exists (False for anything not a positive int)."""
+    """Whether process ``pid`` exists and is not a zombie (False unless a positive int)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux) or no such process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X")
 
 
 def utc_now() -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from velocity.runio import atomic_write_json
+from velocity.runio import finite_float as _float
 
 NO_ATTACK = "none"
 CURVES = "curves.png"
@@ -83,14 +84,6 @@ class Plot:
 
 
 # --------------------------------------------------------------------------- data
-
-
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _read_rounds(path: Path) -> dict[int, tuple[float | None, float | None]]:

@@ -89,6 +89,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from velocity.runio import atomic_write_json, atomic_write_text
+from velocity.runio import finite_float as _float
 from velocity.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -174,15 +175,6 @@ def _read_rounds(path: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(handle))
     except (OSError, csv.Error, UnicodeDecodeError):
         return []
-
-
-def _float(value: Any) -> float | None:
-    """A finite float, or None (missing, empty, NaN or infinite)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _labels(config: dict[str, Any], fallback_name: str) -> tuple[str, str, str, str, bool]:
