@@ -22,6 +22,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from tests.mcp_calls import err, ok, wait_done
 from velocity.spec import SharedSettings
 from velocity_mcp.launcher import pid_alive
 from velocity_mcp.limits import Limits
@@ -105,23 +106,6 @@ def server(root: Path, fake_command: list[str]) -> Iterator[Any]:
 async def client(server: Any) -> AsyncIterator[Client]:
     async with Client(server) as c:
         yield c
-
-
-async def ok(client: Client, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    result = await client.call_tool(tool, args or {})
-    text = " ".join(getattr(c, "text", "") for c in result.content)
-    assert not result.is_error, text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def err(client: Client, tool: str, args: dict[str, Any] | None = None) -> str:
-    result = await client.call_tool(tool, args or {})
-    assert result.is_error, result.structured_content
-    text = " ".join(getattr(c, "text", "") for c in result.content)
-    # an anticipated error always carries a message, never just the tool name
-    assert text.strip() != f"Error executing tool {tool}", text
-    return text
 
 
 SMALL = {"strategies": ["FedAvg", "FedMedian"], "attacks": ["gaussian_noise"], "rounds": 3}
@@ -378,16 +362,6 @@ async def test_cancel_refuses_a_pid_that_is_not_a_sweep(client: Client, root: Pa
 # --------------------------------------------------------------------------- real sweeps
 
 
-async def _wait_done(client: Client, sweep_id: str, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await ok(client, "sweep_status", {"sweep_id": sweep_id})
-        if status["state"] not in ("starting", "running"):
-            return status
-        assert time.monotonic() < deadline, status
-        await anyio.sleep(0.3)
-
-
 @pytest.fixture
 async def real_client(root: Path) -> AsyncIterator[Client]:
     srv = build_server(root, LIMITS, start_wait_s=30, cancel_wait_s=30)
@@ -400,7 +374,7 @@ async def real_client(root: Path) -> AsyncIterator[Client]:
 
 async def test_real_sweep_end_to_end(real_client: Client, root: Path) -> None:
     started = await ok(real_client, "sweep_run", {**SMALL, "clients": 5})
-    status = await _wait_done(real_client, started["sweep_id"])
+    status = await wait_done(real_client, started["sweep_id"])
     assert status["state"] == "done", status
     assert status["done_runs"] == 4
     # the sweep writes comparison.json just after its final status: compare waits for it

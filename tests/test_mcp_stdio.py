@@ -12,14 +12,14 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+
+from tests.mcp_calls import err, ok, wait_done
 
 pytestmark = pytest.mark.anyio
 
@@ -73,32 +73,6 @@ def params(root: Path, *extra: str, env: dict[str, str] | None = None) -> StdioS
         args=[*args, "--root", str(root), *extra],
         env=env or None,
     )
-
-
-async def ok(client: Client, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    result = await client.call_tool(tool, args or {})
-    text = " ".join(getattr(c, "text", "") for c in result.content)
-    assert not result.is_error, text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def err(client: Client, tool: str, args: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    text = " ".join(getattr(c, "text", "") for c in result.content)
-    assert text.strip() != f"Error executing tool {tool}"
-    return text
-
-
-async def wait_done(client: Client, sweep_id: str, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await ok(client, "sweep_status", {"sweep_id": sweep_id})
-        if status["state"] not in ("starting", "running"):
-            return status
-        assert time.monotonic() < deadline, status
-        await anyio.sleep(0.3)
 
 
 async def test_stdio_agent_flow(root: Path) -> None:

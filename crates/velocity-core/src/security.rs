@@ -588,7 +588,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     AttackSpec {
         name: "sign_flipping",
         description: "sends -scale times the client's own update",
-        reference: "Damaskinos et al. 2018, https://proceedings.mlr.press/v80/mhamdi18a; \
+        reference: "Damaskinos et al. 2018, https://proceedings.mlr.press/v80/damaskinos18a; \
                     Li et al. 2019 (RSA), https://arxiv.org/abs/1811.03761",
         params: &[
             ParamSpec::float("scale", 1.0, "factor applied to the reversed update").min(0.0, true),
