@@ -13,39 +13,76 @@ use rayon::prelude::*;
 /// (n rows × BLOCK f32 stay in L1/L2 while every pair is visited).
 const BLOCK: usize = 1024;
 
-/// Σ_k (a_k − b_k)² with the difference, square and short runs of the sum in
-/// f32 (16 lanes, 4 terms per lane per run), each run then added to f64
-/// lanes. Fast; may overflow to +∞ for |a_k − b_k| ≳ 1.8e19, which the
-/// caller detects and redoes with [`sq_dist_wide`].
+/// f32 lanes of the fast kernel.
+const LANES: usize = 16;
+/// Terms per lane summed in f32 before they are added to the f64 lanes.
+const RUN_TERMS: usize = 4;
+/// Coordinates per f32 run: RUN_TERMS terms per lane are summed in f32, then the run
+/// is added to the f64 lanes.
+const RUN: usize = RUN_TERMS * LANES;
+
+/// Σ_k (a_p,k − b_q,k)² for every pair of a `TI × TJ` register tile of rows:
+/// the difference, square and runs of [`RUN`] coordinates in f32 (16 lanes,
+/// [`RUN_TERMS`] terms per lane per run), each run then added to f64 lanes; the last
+/// `len % RUN` coordinates in f64; the lanes reduced by a fixed tree.
+///
+/// Each pair's operations and their order do not depend on the tile shape or on the
+/// other rows of the tile, so a pair gives the same bits in any tile (1 × 1
+/// is the plain two-row kernel). Loading each row once per tile instead of
+/// once per pair cuts the cache traffic (TI·TJ pairs from TI + TJ rows; the
+/// f32 runs and f64 lanes of a 4 × 2 tile fit AVX-512's 32 registers). Fast; may overflow to +∞
+/// for |a_k − b_k| ≳ 1.8e19, which the caller detects and redoes with
+/// [`sq_dist_wide`].
 #[inline(always)]
-fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
-    const LANES: usize = 16;
-    const RUN: usize = 4 * LANES;
-    let mut acc = [0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(RUN), b.chunks_exact(RUN));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        let mut run = [0f32; LANES];
-        for r in 0..4 {
-            for k in 0..LANES {
-                let t = x[r * LANES + k] - y[r * LANES + k];
-                run[k] += t * t;
+fn tile_sq_dist<const TI: usize, const TJ: usize>(
+    a: [&[f32]; TI],
+    b: [&[f32]; TJ],
+) -> [[f64; TJ]; TI] {
+    let len = a[0].len();
+    let full = len - len % RUN;
+    let mut acc = [[[0f64; LANES]; TJ]; TI];
+    for base in (0..full).step_by(RUN) {
+        let mut run = [[[0f32; LANES]; TJ]; TI];
+        for r in 0..RUN_TERMS {
+            let at = base + r * LANES;
+            let xa: [[f32; LANES]; TI] =
+                std::array::from_fn(|p| a[p][at..at + LANES].try_into().expect("LANES values"));
+            let xb: [[f32; LANES]; TJ] =
+                std::array::from_fn(|q| b[q][at..at + LANES].try_into().expect("LANES values"));
+            for p in 0..TI {
+                for q in 0..TJ {
+                    for k in 0..LANES {
+                        let t = xa[p][k] - xb[q][k];
+                        run[p][q][k] += t * t;
+                    }
+                }
             }
         }
-        for k in 0..LANES {
-            acc[k] += f64::from(run[k]);
+        for p in 0..TI {
+            for q in 0..TJ {
+                for k in 0..LANES {
+                    acc[p][q][k] += f64::from(run[p][q][k]);
+                }
+            }
         }
     }
-    let mut tail = 0f64;
-    for (x, y) in ra.iter().zip(rb) {
-        let t = f64::from(*x) - f64::from(*y);
-        tail += t * t;
-    }
-    let mut half = [0f64; 8];
-    for k in 0..8 {
-        half[k] = acc[k] + acc[k + 8];
-    }
-    ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7])) + tail
+    std::array::from_fn(|p| {
+        std::array::from_fn(|q| {
+            let mut tail = 0f64;
+            for (x, y) in a[p][full..].iter().zip(&b[q][full..]) {
+                let t = f64::from(*x) - f64::from(*y);
+                tail += t * t;
+            }
+            let lanes = &acc[p][q];
+            let mut half = [0f64; 8];
+            for k in 0..8 {
+                half[k] = lanes[k] + lanes[k + 8];
+            }
+            ((half[0] + half[4]) + (half[1] + half[5]))
+                + ((half[2] + half[6]) + (half[3] + half[7]))
+                + tail
+        })
+    })
 }
 
 /// Σ_k (a_k − b_k)² entirely in f64: exact squares, no overflow for finite f32.
@@ -68,23 +105,45 @@ fn sq_dist_wide(a: &[f32], b: &[f32]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// Upper-triangle partial sums of one chunk, blocked for cache reuse.
+/// Upper-triangle partial sums of one chunk, blocked for cache reuse: per
+/// block of [`BLOCK`] coordinates, `TI × TJ` tiles of row pairs (rows past n
+/// repeat row n − 1 and are dropped, as are pairs on or below the diagonal).
+/// Every pair i < j is summed exactly once.
 #[inline(always)]
-fn chunk_pairwise(rows: &[&[f32]], range: std::ops::Range<usize>, wide: bool) -> Vec<f64> {
+fn chunk_pairwise<const TI: usize, const TJ: usize>(
+    rows: &[&[f32]],
+    range: std::ops::Range<usize>,
+    wide: bool,
+) -> Vec<f64> {
     let n = rows.len();
     let mut partial = vec![0f64; n * n];
     let mut start = range.start;
     while start < range.end {
         let end = (start + BLOCK).min(range.end);
-        for i in 0..n {
-            let a = &rows[i][start..end];
-            for j in i + 1..n {
-                let b = &rows[j][start..end];
-                partial[i * n + j] += if wide {
-                    sq_dist_wide(a, b)
-                } else {
-                    sq_dist(a, b)
-                };
+        if wide {
+            for i in 0..n {
+                let a = &rows[i][start..end];
+                for j in i + 1..n {
+                    partial[i * n + j] += sq_dist_wide(a, &rows[j][start..end]);
+                }
+            }
+        } else {
+            let block = |i: usize| &rows[i.min(n - 1)][start..end];
+            for i0 in (0..n).step_by(TI) {
+                // j tiles are aligned to TJ; the first one may hold rows ≤ i0 (dropped).
+                for j0 in (i0 / TJ * TJ..n).step_by(TJ) {
+                    let a: [&[f32]; TI] = std::array::from_fn(|p| block(i0 + p));
+                    let b: [&[f32]; TJ] = std::array::from_fn(|q| block(j0 + q));
+                    let tile = tile_sq_dist(a, b);
+                    for (p, row) in tile.iter().enumerate() {
+                        for (q, d) in row.iter().enumerate() {
+                            let (i, j) = (i0 + p, j0 + q);
+                            if i < j && j < n {
+                                partial[i * n + j] += d;
+                            }
+                        }
+                    }
+                }
             }
         }
         start = end;
@@ -101,7 +160,7 @@ unsafe fn chunk_pairwise_avx2(
     range: std::ops::Range<usize>,
     wide: bool,
 ) -> Vec<f64> {
-    chunk_pairwise(rows, range, wide)
+    chunk_pairwise::<1, 2>(rows, range, wide)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -113,12 +172,13 @@ unsafe fn chunk_pairwise_avx512(
     range: std::ops::Range<usize>,
     wide: bool,
 ) -> Vec<f64> {
-    chunk_pairwise(rows, range, wide)
+    chunk_pairwise::<4, 2>(rows, range, wide)
 }
 
-/// [`chunk_pairwise`] compiled for the best available instruction set. The
-/// lanes and their order are fixed in the source (no reassociation, no FMA
-/// contraction), so every path gives the same bits.
+/// [`chunk_pairwise`] compiled for the best available instruction set, with
+/// the tile its registers hold (4 × 2 pairs with AVX-512, 1 × 2 with AVX2). The lanes and their order are fixed in the source (no
+/// reassociation, no FMA contraction) and a pair's sum does not depend on the
+/// tile, so every path gives the same bits.
 fn chunk_pairwise_dispatch(rows: &[&[f32]], range: std::ops::Range<usize>, wide: bool) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -131,7 +191,7 @@ fn chunk_pairwise_dispatch(rows: &[&[f32]], range: std::ops::Range<usize>, wide:
             return unsafe { chunk_pairwise_avx2(rows, range, wide) };
         }
     }
-    chunk_pairwise(rows, range, wide)
+    chunk_pairwise::<1, 1>(rows, range, wide)
 }
 
 /// The full symmetric n × n matrix of squared Euclidean distances
@@ -245,6 +305,36 @@ mod tests {
                     .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
                     .sum();
                 assert!((dist[i * 6 + j] - naive).abs() <= 1e-6 * naive.max(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn every_tile_shape_gives_the_same_bits() {
+        for n in [2usize, 3, 5, 7, 9, 12] {
+            let data = matrix(n, BLOCK + RUN + 37, n as u64);
+            let r = rows(&data);
+            let range = 0..BLOCK + RUN + 37;
+            let plain = chunk_pairwise::<1, 1>(&r, range.clone(), false);
+            assert_eq!(
+                plain,
+                chunk_pairwise::<1, 2>(&r, range.clone(), false),
+                "n={n}"
+            );
+            assert_eq!(
+                plain,
+                chunk_pairwise::<4, 2>(&r, range.clone(), false),
+                "n={n}"
+            );
+            assert_eq!(
+                plain,
+                chunk_pairwise::<2, 4>(&r, range.clone(), false),
+                "n={n}"
+            );
+            for i in 0..n {
+                for j in 0..n {
+                    assert_eq!(plain[i * n + j] > 0.0, i < j, "n={n}: each pair i < j once");
+                }
             }
         }
     }
