@@ -160,3 +160,21 @@ def test_a_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
     assert summary["status"] == "failed"
     assert "round" in summary["error"]
     assert json.loads((tmp_path / "d" / "summary.json").read_text())["status"] == "failed"
+
+
+def test_the_first_diverging_client_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = VelocityServer(rounds=2, clients=5, seed=42)
+    train_clients = server.model.train_clients
+
+    def clients_2_to_4_diverge(params: np.ndarray, clients: list, **kwargs: object) -> np.ndarray:
+        new = train_clients(params, clients, **kwargs)
+        new[2:, 0] = np.nan
+        return new
+
+    monkeypatch.setattr(server.model, "train_clients", clients_2_to_4_diverge)
+    result = server.run()
+    assert result.error == (
+        "round 1: client 2's local training diverged (non-finite parameters); "
+        f"try a smaller lr than {server.spec.lr}"
+    )
+    assert result.rounds == []

@@ -15,9 +15,10 @@ where :math:`w` are the client's parameters, :math:`w_g` the global parameters t
 round started from and :math:`\\mu` ``prox_mu`` (Li et al., 2020, "Federated
 Optimization in Heterogeneous Networks", https://arxiv.org/abs/1812.06127).
 
-The numpy models (``"logreg"``, ``"mlp"``) are vectorized: one matrix product per layer
-and batch, no Python loop over samples. ``"demo/mnist-cnn"`` needs the optional
-``torch`` extra and is imported lazily.
+The numpy models (``"logreg"``, ``"mlp"``) are vectorized over samples and clients:
+:meth:`Model.train_clients` trains a round's clients together on stacked parameters,
+one batched matrix product per layer and step for all of them, no Python loop over
+samples. ``"demo/mnist-cnn"`` needs the optional ``torch`` extra and is imported lazily.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import difflib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -90,10 +91,14 @@ class Model(ABC):
                 f"params has shape {params.shape}, model {self.model_id!r} needs "
                 f"({self.num_params},)"
             )
+        return {name: view[0] for name, view in self._views(params[np.newaxis]).items()}
+
+    def _views(self, stack: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views of a ``(C, num_params)`` stack of flat vectors, each ``(C, *shape)``."""
         views, offset = {}, 0
         for name, shape in self.shapes:
             size = math.prod(shape)
-            views[name] = params[offset : offset + size].reshape(shape)
+            views[name] = stack[:, offset : offset + size].reshape(len(stack), *shape)
             offset += size
         return views
 
@@ -178,6 +183,65 @@ class Model(ABC):
             New flat float32 parameters.
         """
 
+    def train_clients(
+        self,
+        params: np.ndarray,
+        clients: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        seeds: Sequence[int],
+        prox_mu: float = 0.0,
+    ) -> np.ndarray:
+        """Train every client from the same ``params``, as :meth:`train_local` would.
+
+        Client ``i`` trains on ``clients[i]`` with ``seeds[i]``; its result does not
+        depend on the other clients (up to float rounding). This default calls
+        :meth:`train_local` once per client; the numpy models train the clients together
+        on stacked parameters.
+
+        Parameters
+        ----------
+        params : np.ndarray
+            Starting (global) parameters, flat; not modified.
+        clients : sequence of (np.ndarray, np.ndarray)
+            At least one ``(x, y)``: features ``(n_i, input_dim)`` and integer labels
+            ``(n_i,)``.
+        epochs : int
+            Passes over each client's data, >= 1.
+        batch_size : int
+            Samples per step, >= 1 (the last batch of an epoch may be smaller).
+        lr : float
+            Step size, > 0.
+        seeds : sequence of int
+            One per client; seeds that client's shuffles.
+        prox_mu : float (default: 0.0)
+            FedProx coefficient, >= 0; the proximal term pulls towards ``params``.
+
+        Returns
+        -------
+        np.ndarray
+            ``(len(clients), num_params)`` float32: row ``i`` is client ``i``'s new
+            parameters.
+        """
+        _check_clients(clients, seeds)
+        return np.stack(
+            [
+                self.train_local(
+                    params,
+                    x,
+                    y,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    seed=seed,
+                    prox_mu=prox_mu,
+                )
+                for (x, y), seed in zip(clients, seeds, strict=True)
+            ]
+        )
+
     def _check_data(
         self, x: np.ndarray, y: np.ndarray, dtype: Any
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -202,35 +266,56 @@ def _check_training(epochs: int, batch_size: int, lr: float, prox_mu: float) -> 
             raise ValueError(f"{field}={value!r} is invalid: must be {allowed}")
 
 
+def _check_clients(clients: Sequence[Any], seeds: Sequence[int]) -> None:
+    if not clients or len(seeds) != len(clients):
+        raise ValueError(
+            f"got {len(clients)} clients and {len(seeds)} seeds: need at least one client "
+            "and one seed per client"
+        )
+
+
 def _prox(
     params: np.ndarray, grad: np.ndarray, prox_mu: float, prox_center: np.ndarray | None
-) -> float:
-    """Add mu * (w - w_g) to ``grad`` in place; return (mu / 2) * ||w - w_g||^2."""
+) -> np.ndarray:
+    """Add mu * (w_c - w_g) to each row of ``grad`` in place; return each (mu/2) ||w_c - w_g||^2.
+
+    ``params`` and ``grad`` are ``(C, num_params)`` stacks, ``prox_center`` is ``w_g``.
+    """
     if prox_mu == 0:
-        return 0.0
+        return np.zeros(len(params))
     if prox_center is None:
         raise ValueError("prox_center is required when prox_mu > 0")
     diff = params - prox_center
     grad += prox_mu * diff
-    return 0.5 * prox_mu * float(np.dot(diff, diff))
+    return 0.5 * prox_mu * np.einsum("cp,cp->c", diff, diff)
 
 
-def _softmax_xent_grad(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy of ``logits``; turns ``logits`` into d(loss)/d(logits) in place.
+def _softmax_xent_grad(logits: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each client's weighted cross-entropy; turns ``logits`` into its gradient in place.
+
+    For client c, row j of its batch, logits z (``(C, b, K)``), label y (``(C, b)``)
+    and weight a (``(C, b)``: 1/b_c on the client's b_c real samples, 0 on padding):
+
+    .. math::
+
+        L_c = \\sum_j a_{cj} \\left(\\log \\sum_k e^{z_{cjk}} - z_{cj y_{cj}}\\right),
+        \\qquad
+        \\frac{\\partial L_c}{\\partial z_{cjk}}
+            = a_{cj} \\left(\\mathrm{softmax}(z_{cj})_k - [k = y_{cj}]\\right)
 
     Numerically stable: the row max is subtracted before exponentiating (log-sum-exp).
+    Returns the ``(C,)`` losses (float64).
     """
-    n = logits.shape[0]
-    rows = np.arange(n)
-    logits -= logits.max(axis=1, keepdims=True)
-    picked = logits[rows, y]
+    clients, rows = np.ogrid[: y.shape[0], : y.shape[1]]
+    logits -= logits.max(axis=2, keepdims=True)
+    picked = logits[clients, rows, y]
     np.exp(logits, out=logits)
-    sums = logits.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(sums[:, 0]) - picked, dtype=np.float64))
+    sums = logits.sum(axis=2, keepdims=True)
+    losses = np.sum((np.log(sums[..., 0]) - picked) * weights, axis=1, dtype=np.float64)
     logits /= sums
-    logits[rows, y] -= 1.0
-    logits /= n
-    return loss
+    logits[clients, rows, y] -= 1.0
+    logits *= weights[..., np.newaxis]
+    return losses
 
 
 def _xent_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -241,18 +326,74 @@ def _xent_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]
     return loss, accuracy
 
 
+def _affine(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x_c w_c + b_c`` for each client c: ``(C, n, i) @ (C, i, o) + (C, o) -> (C, n, o)``."""
+    out = np.matmul(x, w)
+    out += b[:, np.newaxis, :]
+    return out
+
+
+def _affine_grad(x: np.ndarray, dout: np.ndarray, gw: np.ndarray, gb: np.ndarray) -> None:
+    """Backward of :func:`_affine`: ``gw_c = x_c^T dout_c``, ``gb_c = sum_n dout_c`` (in place)."""
+    np.matmul(x.transpose(0, 2, 1), dout, out=gw)
+    dout.sum(axis=1, out=gb)
+
+
+def _batches(
+    perm: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of every client's minibatches, step by step.
+
+    ``sizes`` is in decreasing order and client c's samples, in this epoch's order, are
+    ``perm[offsets[c] : offsets[c] + sizes[c]]``. Step s (B = ``batch_size``) covers the
+    k clients with samples left, n_c > sB (the first k), and yields ``(k, b)`` arrays,
+    b = min(B, n_0 - sB):
+
+    - ``rows``: row j of client c is its sample sB + j; past n_c it repeats the
+      client's last sample;
+    - ``weights``: 1/b_c on the client's b_c = min(B, n_c - sB) real samples, 0 on the
+      repeats, so a weighted sum over j is the mean over the client's actual batch.
+    """
+    for lo in range(0, int(sizes[0]), batch_size):
+        k = int(np.count_nonzero(sizes > lo))
+        n = sizes[:k, np.newaxis]
+        cols = np.arange(lo, min(lo + batch_size, sizes[0]))
+        real = cols < n
+        rows = perm[offsets[:k, np.newaxis] + np.minimum(cols, n - 1)]
+        yield rows, real / np.count_nonzero(real, axis=1, keepdims=True)
+
+
+# Parameters plus gradients of the clients trained together in one stack: a few MiB, so
+# that they stay in cache between steps. Small models train every client in one stack; a
+# model of a million parameters trains one client at a time.
+_STACK_BYTES = 8 << 20
+
+
 class _NumpyModel(Model):
-    """Shared SGD, evaluation and proximal term for the numpy models."""
+    """Shared SGD, evaluation and proximal term for the numpy models.
+
+    The math is written once, on stacks: a client axis C leads every parameter
+    (``(C, *shape)``, see :meth:`Model._views`) and every batch (``(C, b, ...)``). One
+    model is C = 1.
+    """
 
     @abstractmethod
     def _logits(self, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """Forward pass to ``(n, num_classes)`` logits."""
+        """Forward pass of each client, ``(C, n, input_dim)`` to ``(C, n, num_classes)``."""
 
     @abstractmethod
     def _loss_grad(
-        self, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, g: dict[str, np.ndarray]
-    ) -> float:
-        """Mean cross-entropy; writes its gradient into the views ``g``."""
+        self,
+        p: dict[str, np.ndarray],
+        x: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray,
+        g: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        """Each client's weighted cross-entropy (see :func:`_softmax_xent_grad`).
+
+        Writes the gradients into the views ``g`` and returns the ``(C,)`` losses.
+        """
 
     def loss_and_grad(
         self,
@@ -265,13 +406,16 @@ class _NumpyModel(Model):
         params = np.asarray(params)
         x, y = self._check_data(x, y, params.dtype)
         grad = np.empty_like(params)
-        loss = self._loss_grad(self.unflatten(params), x, y, self.unflatten(grad))
-        return loss + _prox(params, grad, prox_mu, prox_center), grad
+        w, g = params[np.newaxis], grad[np.newaxis]
+        mean = np.full((1, y.size), 1.0) / y.size
+        loss = self._loss_grad(self._views(w), x[np.newaxis], y[np.newaxis], mean, self._views(g))
+        return float(loss[0] + _prox(w, g, prox_mu, prox_center)[0]), grad
 
     def evaluate(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         params = np.asarray(params, dtype=np.float32)
         x, y = self._check_data(x, y, np.float32)
-        return _xent_and_accuracy(self._logits(self.unflatten(params), x), y)
+        logits = self._logits(self._views(params[np.newaxis]), x[np.newaxis])
+        return _xent_and_accuracy(logits[0], y)
 
     def train_local(
         self,
@@ -285,25 +429,92 @@ class _NumpyModel(Model):
         seed: int,
         prox_mu: float = 0.0,
     ) -> np.ndarray:
+        return self.train_clients(
+            params,
+            [(x, y)],
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seeds=[seed],
+            prox_mu=prox_mu,
+        )[0]
+
+    def train_clients(
+        self,
+        params: np.ndarray,
+        clients: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        seeds: Sequence[int],
+        prox_mu: float = 0.0,
+    ) -> np.ndarray:
+        """Sort the clients by size, largest first, and train them in stacks.
+
+        A stack holds at most :data:`_STACK_BYTES` of parameters and gradients; see
+        :meth:`_train_stack`. Rows come back in the callers' client order.
+        """
         _check_training(epochs, batch_size, lr, prox_mu)
-        x, y = self._check_data(x, y, np.float32)
-        w = np.array(params, dtype=np.float32)
-        center = w.copy() if prox_mu > 0 else None
+        _check_clients(clients, seeds)
+        data = [self._check_data(x, y, np.float32) for x, y in clients]
+        start = np.asarray(params, dtype=np.float32)
+        order = np.argsort([-y.size for _, y in data], kind="stable")
+        w = np.tile(start, (len(data), 1))  # row r is client order[r]
+        per_stack = max(1, _STACK_BYTES // (2 * w.itemsize * self.num_params))
+        for lo in range(0, len(data), per_stack):
+            stack = order[lo : lo + per_stack]
+            self._train_stack(
+                w[lo : lo + per_stack],
+                start,
+                [data[c] for c in stack],
+                [seeds[c] for c in stack],
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                prox_mu=prox_mu,
+            )
+        if np.array_equal(order, np.arange(len(order))):
+            return w  # sorting moved no client: spare a copy of every client's parameters
+        return w[np.argsort(order)]
+
+    def _train_stack(
+        self,
+        w: np.ndarray,
+        start: np.ndarray,
+        data: list[tuple[np.ndarray, np.ndarray]],
+        seeds: list[int],
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        prox_mu: float,
+    ) -> None:
+        """Every client's SGD at once, in place on the ``(C, num_params)`` stack ``w``.
+
+        Row c of ``w`` starts at ``start`` (w_g) and trains on ``data[c]``, sizes in
+        decreasing order, so that the clients with samples left at a step are the first
+        k. Each step s takes every client's s-th minibatch (:func:`_batches`) and does
+        ``w_c -= lr * (grad L_c(w_c) + mu (w_c - w_g))`` for those k; a client whose epoch
+        is over is not touched. Only the step's ``(k, b, input_dim)`` batch is gathered,
+        from one concatenation of the clients' data (no padding).
+        """
+        x = np.concatenate([x for x, _ in data])
+        y = np.concatenate([y for _, y in data])
+        sizes = np.array([y.size for _, y in data])
+        offsets = np.cumsum(sizes) - sizes
+        rngs = [np.random.default_rng(seed) for seed in seeds]
         grad = np.empty_like(w)
-        w_views, g_views = self.unflatten(w), self.unflatten(grad)
-        xs, ys = np.empty_like(x), np.empty_like(y)
-        rng = np.random.default_rng(seed)
         for _ in range(epochs):
-            order = rng.permutation(y.size)
-            np.take(x, order, axis=0, out=xs)
-            np.take(y, order, out=ys)
-            for lo in range(0, y.size, batch_size):
-                hi = lo + batch_size
-                self._loss_grad(w_views, xs[lo:hi], ys[lo:hi], g_views)
-                _prox(w, grad, prox_mu, center)
-                grad *= lr
-                w -= grad
-        return w
+            perm = np.concatenate(
+                [lo + rng.permutation(n) for lo, n, rng in zip(offsets, sizes, rngs, strict=True)]
+            )
+            for rows, weights in _batches(perm, offsets, sizes, batch_size):
+                active, step = w[: len(rows)], grad[: len(rows)]
+                self._loss_grad(self._views(active), x[rows], y[rows], weights, self._views(step))
+                _prox(active, step, prox_mu, start)
+                step *= lr
+                active -= step
 
 
 class LogisticRegression(_NumpyModel):
@@ -329,18 +540,20 @@ class LogisticRegression(_NumpyModel):
         return params
 
     def _logits(self, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        logits = x @ p["W"]
-        logits += p["b"]
-        return logits
+        return _affine(x, p["W"], p["b"])
 
     def _loss_grad(
-        self, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, g: dict[str, np.ndarray]
-    ) -> float:
+        self,
+        p: dict[str, np.ndarray],
+        x: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray,
+        g: dict[str, np.ndarray],
+    ) -> np.ndarray:
         dlogits = self._logits(p, x)
-        loss = _softmax_xent_grad(dlogits, y)
-        np.matmul(x.T, dlogits, out=g["W"])
-        dlogits.sum(axis=0, out=g["b"])
-        return loss
+        losses = _softmax_xent_grad(dlogits, y, weights)
+        _affine_grad(x, dlogits, g["W"], g["b"])
+        return losses
 
 
 class MLP(_NumpyModel):
@@ -376,29 +589,28 @@ class MLP(_NumpyModel):
         return params
 
     def _hidden(self, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        h = x @ p["W1"]
-        h += p["b1"]
+        h = _affine(x, p["W1"], p["b1"])
         return np.maximum(h, 0, out=h)
 
     def _logits(self, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        logits = self._hidden(p, x) @ p["W2"]
-        logits += p["b2"]
-        return logits
+        return _affine(self._hidden(p, x), p["W2"], p["b2"])
 
     def _loss_grad(
-        self, p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, g: dict[str, np.ndarray]
-    ) -> float:
+        self,
+        p: dict[str, np.ndarray],
+        x: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray,
+        g: dict[str, np.ndarray],
+    ) -> np.ndarray:
         h = self._hidden(p, x)
-        dlogits = h @ p["W2"]
-        dlogits += p["b2"]
-        loss = _softmax_xent_grad(dlogits, y)
-        np.matmul(h.T, dlogits, out=g["W2"])
-        dlogits.sum(axis=0, out=g["b2"])
-        dh = dlogits @ p["W2"].T
+        dlogits = _affine(h, p["W2"], p["b2"])
+        losses = _softmax_xent_grad(dlogits, y, weights)
+        _affine_grad(h, dlogits, g["W2"], g["b2"])
+        dh = np.matmul(dlogits, p["W2"].transpose(0, 2, 1))
         dh *= h > 0
-        np.matmul(x.T, dh, out=g["W1"])
-        dh.sum(axis=0, out=g["b1"])
-        return loss
+        _affine_grad(x, dh, g["W1"], g["b1"])
+        return losses
 
 
 class TorchCNN(Model):

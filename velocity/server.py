@@ -1,7 +1,8 @@
 """One real FL run, round by round: :class:`VelocityServer` and :func:`run_one`.
 
-Each round: broadcast the global model → every sampled client trains locally on
-its own data (a Byzantine client under a data attack trains on poisoned labels) →
+Each round: broadcast the global model → the sampled clients train locally, all
+together in one :meth:`~velocity.models.Model.train_clients` call, each on its own
+data (a Byzantine client under a data attack trains on poisoned labels) →
 the updates Δᵢ = wᵢ − w go to the Rust ``Orchestrator.run_round`` (update attacks
 on the Byzantine rows, then robust aggregation, w ← w + agg(Δ)) → the new global
 model is evaluated on the held-out test split.
@@ -249,29 +250,23 @@ class VelocityServer:
         spec = self.spec
         started = time.perf_counter()
         clients = self._sample_clients(rnd)
-        updates = np.empty((len(clients), params.size), dtype=np.float32)
-        for row, client in enumerate(clients):
-            labels = client.y
-            if client.client_id in data_attacks:
-                labels = orchestrator.poison_labels(
-                    rnd, client.client_id, client.y, self.dataset.num_classes
-                )
-            local = self.model.train_local(
-                params,
-                client.x,
-                labels,
-                epochs=spec.local_epochs,
-                batch_size=spec.batch_size,
-                lr=spec.lr,
-                seed=_client_seed(spec.seed, rnd, client.client_id),
-                prox_mu=getattr(spec.strategy, "mu", 0.0),
+        updates = self.model.train_clients(
+            params,
+            [(c.x, self._labels(rnd, c, orchestrator, data_attacks)) for c in clients],
+            epochs=spec.local_epochs,
+            batch_size=spec.batch_size,
+            lr=spec.lr,
+            seeds=[_client_seed(spec.seed, rnd, c.client_id) for c in clients],
+            prox_mu=getattr(spec.strategy, "mu", 0.0),
+        )
+        updates -= params
+        finite = np.isfinite(updates).all(axis=1)
+        if not finite.all():
+            diverged = clients[int(np.argmin(finite))].client_id
+            raise ValueError(
+                f"client {diverged}'s local training diverged (non-finite "
+                f"parameters); try a smaller lr than {spec.lr}"
             )
-            np.subtract(local, params, out=updates[row])
-            if not np.isfinite(updates[row]).all():
-                raise ValueError(
-                    f"client {client.client_id}'s local training diverged (non-finite "
-                    f"parameters); try a smaller lr than {spec.lr}"
-                )
         trained = time.perf_counter()
         new_params, report = orchestrator.run_round(
             rnd,
@@ -298,6 +293,18 @@ class VelocityServer:
             evaluate_s=evaluated - aggregated,
         )
         return new_params, record
+
+    def _labels(
+        self,
+        rnd: int,
+        client: _Client,
+        orchestrator: _core.Orchestrator,
+        data_attacks: set[int],
+    ) -> npt.NDArray[np.int64]:
+        """The labels ``client`` trains on in round ``rnd``: poisoned under a data attack."""
+        if client.client_id not in data_attacks:
+            return client.y
+        return orchestrator.poison_labels(rnd, client.client_id, client.y, self.dataset.num_classes)
 
     def _sample_clients(self, rnd: int) -> list[_Client]:
         spec = self.spec
