@@ -145,6 +145,31 @@ def test_run_one_writes_the_run_files(tmp_path: Path) -> None:
         assert shared.stat().st_mode & 0o044 == 0o044, f"{shared} is not readable by others"
 
 
+def test_fast_rounds_rewrite_progress_files_at_most_every_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rewriting a file atomically costs ~1.5 ms on ext4, more than a small round: a run
+    # rewrites its growing CSVs by time, not by round, and completes them at the end.
+    import velocity.server as server_module
+
+    writes: list[str] = []
+    real_write = server_module.atomic_write_csv
+
+    def counting_write(path: Path, *args: object) -> None:
+        writes.append(Path(path).name)
+        real_write(path, *args)
+
+    monkeypatch.setattr(server_module, "atomic_write_csv", counting_write)
+    monkeypatch.setattr(server_module, "PROGRESS_INTERVAL_S", 3600.0)
+    spec = RunSpec(name="fast", strategy="FedAvg", rounds=12, clients=4)
+    summary = run_one(spec, tmp_path / "run")
+    assert summary["status"] == "done"
+    assert writes.count("rounds.csv") == 2  # after round 1, then the complete file at the end
+    rows = list(csv.DictReader((tmp_path / "run" / "rounds.csv").open()))
+    assert [int(r["round"]) for r in rows] == list(range(1, 13))
+    assert len(list(csv.DictReader((tmp_path / "run" / "timings.csv").open()))) == 12
+
+
 def test_checkpoint_reproduces_the_final_accuracy(tmp_path: Path) -> None:
     server = VelocityServer(rounds=2, clients=4, storage=f"local://{tmp_path / 'ck'}")
     result = server.run()

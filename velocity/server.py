@@ -46,6 +46,8 @@ ROUND_COLUMNS = (
     "excluded_byzantine",
 )
 TIMING_COLUMNS = ("round", "train_s", "aggregate_s", "evaluate_s", "round_s")
+# Least time between two rewrites of a running run's rounds.csv/timings.csv/progress.json.
+PROGRESS_INTERVAL_S = 0.25
 DETECTION_KEYS = ("kept_honest", "kept_byzantine", "excluded_honest", "excluded_byzantine")
 
 # Stream ids that keep the run's random streams apart (client sampling, local training).
@@ -358,7 +360,10 @@ def run_one(
     ``status: failed`` with its error rather than raised; only an unwritable
     ``run_dir`` raises (``OSError``). Without a ``storage`` in the spec, the final
     model goes to ``run_dir/checkpoint/``. Each JSON/CSV file is rewritten
-    atomically, so a reader (status, MCP) never sees half a file.
+    atomically, so a reader (status, MCP) never sees half a file. While the run
+    goes, ``rounds.csv``, ``timings.csv`` and ``progress.json`` are rewritten at
+    most every :data:`PROGRESS_INTERVAL_S` (a replacing write costs ~1.5 ms on
+    ext4, more than a small model's round) and once more at the end, complete.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -369,15 +374,21 @@ def run_one(
         run_dir / "progress.json", {"state": "running", "round": 0, "rounds": spec.rounds}
     )
     records: list[RoundRecord] = []
+    written = {"rounds": 0, "at": -math.inf}
 
-    def record_round(record: RoundRecord) -> None:
-        records.append(record)
+    def write_rounds() -> None:
         atomic_write_csv(run_dir / "rounds.csv", ROUND_COLUMNS, (r.row() for r in records))
         atomic_write_csv(run_dir / "timings.csv", TIMING_COLUMNS, (r.timing_row() for r in records))
         atomic_write_json(
             run_dir / "progress.json",
-            {"state": "running", "round": record.round, "rounds": spec.rounds},
+            {"state": "running", "round": len(records), "rounds": spec.rounds},
         )
+        written.update(rounds=len(records), at=time.perf_counter())
+
+    def record_round(record: RoundRecord) -> None:
+        records.append(record)
+        if time.perf_counter() - written["at"] >= PROGRESS_INTERVAL_S:
+            write_rounds()
         if on_round is not None:
             on_round(record.round, spec.rounds)
 
@@ -389,6 +400,8 @@ def run_one(
         )
     except ValueError as exc:
         result = RunResult(spec=spec, error=f"setup: {exc}")
+    if written["rounds"] != len(records):
+        write_rounds()
     summary = _summary(result, started_at, time.perf_counter() - wall_start)
     if result.params is not None:
         final = checkpoints / "final.npz"
