@@ -19,7 +19,8 @@ def test_trimmed_mean_matches_reference(x: np.ndarray, beta: float) -> None:
     beta=st.sampled_from([0.05, 0.1, 0.2, 0.3, 0.45]),
 )
 def test_both_selection_paths_match_reference(x: np.ndarray, beta: float) -> None:
-    # k = ⌊βn⌋ spans 1..31: register streaming for k ≤ 16, the sorting network above;
+    # k = ⌊βn⌋ spans 1..31: register streaming for k ≤ 12 (8 without AVX-512), the
+    # sorting network above;
     # d up to 40 covers whole SIMD blocks and their remainders.
     got = velocity.aggregate(f"TrimmedMean:beta={beta}", x)
     assert_close(got, reference.trimmed_mean(x, beta), x)
