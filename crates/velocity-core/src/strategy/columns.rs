@@ -286,11 +286,7 @@ pub(crate) fn reduce_sorted_columns(
             },
         )
         .reduce(|| true, |a, b| a & b);
-    if finite {
-        Ok(())
-    } else {
-        Err(SawNonFinite)
-    }
+    finite.then_some(()).ok_or(SawNonFinite)
 }
 
 #[cfg(test)]

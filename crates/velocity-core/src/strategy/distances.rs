@@ -209,11 +209,8 @@ pub(crate) fn pairwise_sq_distances(rows: &[&[f32]]) -> KernelResult<Vec<f64>> {
         return Err(SawNonFinite);
     }
     let dist = pairwise_with(rows, true);
-    if dist.iter().all(|v| v.is_finite()) {
-        Ok(dist)
-    } else {
-        Err(SawNonFinite)
-    }
+    let finite = dist.iter().all(|v| v.is_finite());
+    finite.then_some(dist).ok_or(SawNonFinite)
 }
 
 fn pairwise_with(rows: &[&[f32]], wide: bool) -> Vec<f64> {
@@ -277,11 +274,8 @@ pub(crate) fn distances_to(rows: &[&[f32]], z: &[f64]) -> KernelResult<Vec<f64>>
         }
     }
     let dist: Vec<f64> = sq.into_iter().map(f64::sqrt).collect();
-    if dist.iter().all(|v| v.is_finite()) {
-        Ok(dist)
-    } else {
-        Err(SawNonFinite)
-    }
+    let finite = dist.iter().all(|v| v.is_finite());
+    finite.then_some(dist).ok_or(SawNonFinite)
 }
 
 // Keep CHUNK a multiple of BLOCK so blocks never straddle chunks unevenly.

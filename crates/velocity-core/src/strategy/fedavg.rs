@@ -119,11 +119,8 @@ pub(crate) fn weighted_mean(rows: &[&[f32]], weights: &[f64]) -> KernelResult<Ve
     let d = rows[0].len();
     let coeffs = normalised(weights);
     let mut out = vec![0f32; d];
-    if weighted_sum_into(rows, &coeffs, &mut out, |a| a as f32) {
-        Ok(out)
-    } else {
-        Err(SawNonFinite)
-    }
+    let finite = weighted_sum_into(rows, &coeffs, &mut out, |a| a as f32);
+    finite.then_some(out).ok_or(SawNonFinite)
 }
 
 #[cfg(test)]

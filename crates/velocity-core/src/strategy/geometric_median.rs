@@ -10,11 +10,8 @@ use super::{KernelResult, SawNonFinite};
 /// Weighted sum `Σ_i c_i x_i` as an f64 vector.
 fn combine(rows: &[&[f32]], coeffs: &[f64]) -> KernelResult<Vec<f64>> {
     let mut z = vec![0f64; rows[0].len()];
-    if weighted_sum_into(rows, coeffs, &mut z, |a| a) {
-        Ok(z)
-    } else {
-        Err(SawNonFinite)
-    }
+    let finite = weighted_sum_into(rows, coeffs, &mut z, |a| a);
+    finite.then_some(z).ok_or(SawNonFinite)
 }
 
 /// Euclidean norm of `a − b` and of `a`.

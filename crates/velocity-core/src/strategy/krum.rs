@@ -65,11 +65,8 @@ pub(crate) fn weighted_mean_of(
         vec![1.0 / ids.len() as f64; ids.len()]
     };
     let mut out = vec![0f32; rows[0].len()];
-    if weighted_sum_into(&subset, &coeffs, &mut out, |a| a as f32) {
-        Ok(out)
-    } else {
-        Err(SawNonFinite)
-    }
+    let finite = weighted_sum_into(&subset, &coeffs, &mut out, |a| a as f32);
+    finite.then_some(out).ok_or(SawNonFinite)
 }
 
 /// Multi-Krum: the sample-weighted mean of the m rows with the lowest Krum scores.

@@ -267,11 +267,7 @@ fn streaming_trimmed_mean(rows: &[&[f32]], k: usize, out: &mut [f32]) -> KernelR
         .enumerate()
         .map(|(t, out)| kernel(rows, t * TILE, out, kept))
         .reduce(|| true, |a, b| a & b);
-    if finite {
-        Ok(())
-    } else {
-        Err(SawNonFinite)
-    }
+    finite.then_some(()).ok_or(SawNonFinite)
 }
 
 #[cfg(test)]
