@@ -237,6 +237,41 @@ def test_compare_rerenders(tmp_path: Path) -> None:
     assert_user_error(velocity("compare", str(tmp_path / "nope")), "nope")
 
 
+def test_rank_by_is_recorded_and_compare_can_rerank(tmp_path: Path) -> None:
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        "[shared]\nrounds = 2\nclients = 4\nrank_by = 'loss'\n"
+        "[[runs]]\nstrategy = 'FedAvg'\n[[runs]]\nstrategy = 'FedMedian'\n"
+    )
+    out = tmp_path / "s"
+    done = velocity("sweep", str(config), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "plan.json").read_text())["rank_by"] == "loss"
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["recommendation"]["rank_by"] == "loss"
+    assert "rank_by" not in json.loads((out / "FedAvg" / "config.json").read_text())
+    assert velocity("compare", str(out), "--rank-by", "accuracy").returncode == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["recommendation"]["rank_by"] == "accuracy"
+    assert velocity("report", str(out)).returncode in (0, 1)  # 1 only if a plot is missing
+    assert json.loads((out / "comparison.json").read_text())["header"]["rank_by"] == "loss"
+
+
+def test_bad_rank_by_is_one_line(tmp_path: Path) -> None:
+    assert_user_error(
+        velocity("sweep", "--strategies", "FedAvg", "--rank-by", "speed", "--out", str(tmp_path)),
+        "--rank-by",
+        "speed",
+        "accuracy",
+    )
+    config = tmp_path / "exp.toml"
+    config.write_text("[shared]\nrank_by = 'speed'\n[[runs]]\nstrategy = 'FedAvg'\n")
+    assert_user_error(
+        velocity("sweep", str(config), "--out", str(tmp_path / "o")), "shared.rank_by", "speed"
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_strategies_lists_registry() -> None:
     done = velocity("strategies", "--json")
     assert done.returncode == 0, done.stderr
@@ -253,7 +288,8 @@ def test_strategies_lists_registry() -> None:
 def test_no_strategy_or_attack_is_named_in_the_plumbing() -> None:
     """Extensibility: cli, spec and sweep never branch on a strategy or attack name."""
     names = {cls.name for cls in ALL_STRATEGIES} | set(valid_attacks())
-    for module in ("cli.py", "spec.py", "sweep.py", "_pool.py", "_status.py"):
+    plumbing = ("cli.py", "spec.py", "sweep.py", "_pool.py", "_status.py", "report.py")
+    for module in (*plumbing, "verdict.py", "results.py", "fmt.py"):
         tree = ast.parse((ROOT / "velocity" / module).read_text())
         constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
         assert not names & constants, (module, names & constants)

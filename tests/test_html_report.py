@@ -2,9 +2,12 @@
 
 One real sweep (a subprocess ``velocity sweep``, 2 strategies × (none + an attack in
 rounds 2-3) × 2 repeats, one run made to fail by the test hook) is shared by the
-module. Its reports are deleted and rebuilt with ``velocity report DIR``. The browser
-test opens the page in headless Chromium (Debian's ``chromium``; ``make ci``
-installs it where apt is available) and skips, saying so, where it is missing.
+module. Its reports are deleted and rebuilt with ``velocity report DIR``. Another
+real sweep makes FedAvg diverge (Gaussian noise of σ = 1e37). The page must open
+with the recommendation (title, reason, candidates), then the best strategy under
+each attack, the pictures and only then every cell. The browser test opens the page
+in headless Chromium (Debian's ``chromium``; ``make ci`` installs it where apt is
+available) and skips, saying so, where it is missing.
 """
 
 from __future__ import annotations
@@ -18,18 +21,19 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from velocity.html_report import render_html
 from velocity.plots import Plot
-from velocity.report import _verdict_line, build_comparison, render_all
+from velocity.report import build_comparison, recommendation_title, render_all, winner_line
 
 pytest.importorskip("matplotlib", reason="the plots extra: pip install 'velocity-fl[plots]'")
 
 FAILED_RUN = "FedAvg__r1"
+DIVERGING = "gaussian_noise:sigma=1e37,count=1"
 REPORTS = (
+    "results.csv",
     "comparison.json",
     "comparison.md",
     "curves.png",
@@ -37,6 +41,12 @@ REPORTS = (
     "plots.json",
     "report.html",
 )
+
+
+def table_rows(text: str, table_id: str) -> list[str]:
+    """The ``<tr ...>`` start tags of one table of the page, header row first."""
+    start = text.index(f'<table id="{table_id}">')
+    return re.findall(r"<tr[^>]*>", text[start : text.index("</table>", start)])
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -94,7 +104,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("Wrote curves.png, robustness.png, plots.json, report.html")
+    assert again.stdout.startswith(
+        "Wrote results.csv, curves.png, robustness.png, plots.json, report.html"
+    )
     assert f"Report: {out / 'report.html'}" in again.stdout
     return out
 
@@ -138,48 +150,96 @@ def test_report_html_references_nothing_external(sweep: Path) -> None:
 def test_report_html_shows_the_verdict(sweep: Path) -> None:
     comparison = json.loads((sweep / "comparison.json").read_text())
     manifest = json.loads((sweep / "manifest.json").read_text())
-    page = Page((sweep / "report.html").read_text(encoding="utf-8"))
+    html_text = (sweep / "report.html").read_text(encoding="utf-8")
+    page = Page(html_text)
     text = " ".join(page.text)
     assert "Sweep report: sweep" in text
     assert "4 cells × 2 repeats" in text  # the header line
-    assert any(n == "p" and a.get("id") == "verdict" for n, a in page.tags)
-    assert _verdict_line(comparison) in text
-    rows = [a for n, a in page.tags if n == "tr"]
-    assert len(rows) == 1 + len(comparison["ranking"])  # header + one per cell
-    joined = "".join(page.text)  # long names may wrap at <wbr>
-    for row in comparison["ranking"]:
-        assert row["run"] in joined and row["attack"] in joined
-    assert "Most robust under attack" in text
+    rec = comparison["recommendation"]
+    assert rec["strategy"] in ("FedAvg", "FedMedian")
+    assert recommendation_title(rec).replace("**", "") in "".join(page.text)
+    assert rec["reason"] in text
+    assert winner_line(comparison) in text
+    assert "Most robust" not in text and "Best under each attack" in text
     assert FAILED_RUN in text and "test hook" in text  # the failed run with its error
     assert manifest["git"] is None or manifest["git"]["commit"] in text
     assert manifest["python"]["version"] in text
     assert f"numpy {manifest['packages']['numpy']}" in text
 
 
+def test_the_recommendation_comes_before_the_cells(sweep: Path) -> None:
+    comparison = json.loads((sweep / "comparison.json").read_text())
+    text = (sweep / "report.html").read_text(encoding="utf-8")
+    order = ['id="verdict"', 'id="reason"', 'id="candidates"', 'id="by-attack"']
+    order += ['id="curves"', 'id="robustness"', 'id="winner"', 'id="ranking"', 'id="failed"']
+    positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    rec = comparison["recommendation"]
+    candidates = table_rows(text, "candidates")
+    assert len(candidates) == 1 + len(rec["candidates"])
+    recommended = 1 + [c["strategy"] for c in rec["candidates"]].index(rec["strategy"])
+    assert [i for i, tr in enumerate(candidates) if "recommended" in tr] == [recommended]
+    assert len(table_rows(text, "by-attack")) == 1 + len(comparison["most_robust"]["by_attack"])
+    assert len(table_rows(text, "ranking")) == 1 + len(comparison["ranking"])
+    joined = "".join(Page(text).text)  # long names may wrap at <wbr>
+    for row in comparison["ranking"]:
+        assert row["run"] in joined and row["attack"] in joined
+    for score in rec["candidates"]:  # each candidate's worst case and binding condition
+        assert score["strategy"] in joined and score["binding"] in joined
+
+
+def test_a_diverged_run_is_listed_and_marked(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "velocity", "sweep", "--strategies", "FedAvg,FedMedian",
+            "--attacks", DIVERGING, "--rounds", "3", "--clients", "5", "--out", str(out),
+        ],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # a diverged run is a result
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert [d["run"] for d in comparison["diverged"]] == [
+        "FedAvg__gaussian_noise-sigma=1e+37-count=1"
+    ]
+    text = (out / "report.html").read_text(encoding="utf-8")
+    page_text = "".join(Page(text).text)
+    assert "Diverged runs (the strategy broke)" in page_text
+    assert comparison["diverged"][0]["error"] in page_text
+    assert comparison["recommendation"]["strategy"] == "FedMedian"
+    rows = table_rows(text, "ranking")[1:]
+    broken = [r for r, row in zip(rows, comparison["ranking"], strict=True) if row["diverged"]]
+    assert len(broken) == 1 and "diverged" in broken[0]
+    assert text.index('id="verdict"') < text.index('id="ranking"') < text.index('id="diverged"')
+    assert text.count("data:image/png;base64,") == 2
+
+
 def test_render_html_escapes_everything() -> None:
-    comparison: dict[str, Any] = {
-        "sweep_dir": "/x/<b>sweep</b>",
-        "generated_at": "now",
-        "header": {
-            "state": "done", "runs_total": 1, "runs_done": 0, "runs_failed": 1,
-            "runs_not_run": 0, "cells": 0, "repeats": 1, "parallel": None, "wall_s": None,
-            "serial_s": 0.0, "speedup": None, "rounds": None, "clients": None,
-            "dataset": None, "model": None,
-        },
-        "ranking": [],
-        "winner": None,
-        "winner_within_noise": False,
-        "tied_with": [],
-        "most_robust": {"by_attack": {}, "overall": None},
-        "failed": [{"run": "r<1>", "error": "<script>alert('x')</script>"}],
-        "not_run": [],
-        "caveats": ["a & b <i>"],
-    }  # fmt: skip
+    comparison = build_comparison(Path("/nonexistent"))
+    comparison["sweep_dir"] = "/x/<b>sweep</b>"
+    comparison["recommendation"]["reason"] = "No recommendation: <em>nothing</em>."
+    comparison["failed"] = [{"run": "r<1>", "error": "<script>alert('x')</script>"}]
+    comparison["diverged"] = [{"run": "d<2>", "error": "<u>nan</u>"}]
+    comparison["caveats"] = ["a & b <i>"]
     text = render_html(comparison, [], {"command": ["velocity", "<img src=x>"]})
-    assert "<script>" not in text and "<img" not in text and "<i>" not in text
+    for tag in ("<script>", "<img", "<i>", "<em>", "<u>", "<b>"):
+        assert tag not in text, tag
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
     assert "a &amp; b &lt;i&gt;" in text
+    assert "No recommendation: &lt;em&gt;nothing&lt;/em&gt;." in text
     assert "No run finished: nothing to rank." in text
+    assert "<strong>No recommendation.</strong>" in text
+
+
+def test_render_html_escapes_strategy_names_in_the_tables(sweep: Path) -> None:
+    comparison = json.loads((sweep / "comparison.json").read_text())
+    rec = comparison["recommendation"]
+    rec["candidates"][0]["strategy"] = "<b>Evil</b>"
+    rec["strategy"] = "<b>Evil</b>"
+    comparison["ranking"][0]["strategy"] = "<b>Evil</b>"
+    text = render_html(comparison, [], None)
+    assert "<b>" not in text
+    assert "<strong>Recommendation: &lt;b&gt;Evil&lt;/b&gt;</strong>" in text
 
 
 def test_old_sweep_without_manifest_or_status(sweep: Path, tmp_path: Path) -> None:
@@ -266,5 +326,6 @@ def test_report_html_in_headless_chromium(sweep: Path, tmp_path: Path) -> None:
     assert _console_errors(dom.stderr) == []
     assert '<table id="ranking">' in dom.stdout
     comparison = json.loads((sweep / "comparison.json").read_text())
-    assert dom.stdout.count("<tr") == 1 + len(comparison["ranking"])
+    assert len(table_rows(dom.stdout, "ranking")) == 1 + len(comparison["ranking"])
+    assert dom.stdout.index('id="verdict"') < dom.stdout.index('<table id="ranking">')
     assert dom.stdout.count('src="data:image/png;base64,') == 2

@@ -98,7 +98,11 @@ def test_fallback_sweep_status_compare(root: Path, capsys: pytest.CaptureFixture
     assert status["state"] == "done", status
     verdict = run_json(capsys, "--root", str(root), "compare", started["sweep_id"])
     comparison = json.loads((root / started["sweep_id"] / "comparison.json").read_text())
-    assert verdict["winner"] == comparison["winner"]
+    assert verdict["recommendation"]["strategy"] == comparison["recommendation"]["strategy"]
+    assert verdict["detail"] == "summary" and "winner" not in verdict
+    full = run_json(capsys, "--root", str(root), "compare", started["sweep_id"], "--detail", "full")
+    assert full["recommendation"] == comparison["recommendation"]
+    assert full["winner"] == comparison["winner"]
     listed = run_json(capsys, "--root", str(root), "sweeps")
     assert [s["sweep_id"] for s in listed["sweeps"]] == [started["sweep_id"]]
 

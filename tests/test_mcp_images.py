@@ -96,14 +96,16 @@ async def test_schema_offers_the_heatmap_and_keeps_the_output_schema(client: Cli
     assert "heatmap" in prop["description"]
     assert tool.input_schema.get("required") == ["sweep_id"]
     assert tool.output_schema is not None
-    assert {"winner", "ranking", "most_robust", "caveats"} <= set(tool.output_schema["properties"])
+    props = tool.output_schema["properties"]
+    assert {"recommendation", "ranking", "by_attack", "caveats"} <= set(props)
+    assert next(iter(props)) == "recommendation"
 
 
 async def test_default_is_the_verdict_alone(client: Client, root: Path) -> None:
     verdict, images, content = await compare(client)
     assert images == []
     assert [block.type for block in content] == ["text"]
-    assert verdict["sweep_id"] == SWEEP_ID and verdict["winner"] is not None
+    assert verdict["sweep_id"] == SWEEP_ID and verdict["recommendation"]["strategy"] is not None
 
 
 async def test_heatmap_comes_beside_the_same_verdict(client: Client, root: Path) -> None:
@@ -134,7 +136,7 @@ async def test_without_matplotlib_the_verdict_says_why(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     verdict, images, _ = await compare(client, include_heatmap=True)
     assert images == []
-    assert verdict["winner"] is not None
+    assert verdict["recommendation"]["strategy"] is not None
     assert verdict["caveats"][-1] == (
         "heatmap not included: matplotlib is not installed on the server "
         "(pip install 'velocity-fl[plots]')"

@@ -105,7 +105,14 @@ def test_inspector_cli_agent_flow(root: Path) -> None:
     verdict = call(root, "sweep_compare", sweep_id=sweep_id)
     assert verdict["isError"] is False
     comparison = json.loads((root / sweep_id / "comparison.json").read_text())
-    assert verdict["structuredContent"]["winner"] == comparison["winner"] is not None
+    recommendation = verdict["structuredContent"]["recommendation"]
+    assert recommendation == {
+        **comparison["recommendation"],
+        "candidates": [
+            {k: v for k, v in c.items() if k != "conditions"}
+            for c in comparison["recommendation"]["candidates"]
+        ],
+    }
 
     resource = inspector(
         root, "resources/read", "--uri", f"velocity://sweeps/{sweep_id}/comparison.md"

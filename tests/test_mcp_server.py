@@ -157,6 +157,9 @@ async def test_prompts_and_resource_template(client: Client) -> None:
     assert not prompts["system"].arguments
     prompt = await client.get_prompt("system")
     assert "sweep_run" in prompt.messages[0].content.text
+    playbook = (await client.get_prompt("pick-best-strategy")).messages[0].content.text
+    terms = ("recommendation", "price_of_robustness", "repeats_to_separate", "nothing_survives")
+    assert all(term in playbook for term in terms)
     templates = (await client.list_resource_templates()).resource_templates
     assert [t.uri_template for t in templates] == ["velocity://sweeps/{sweep_id}/comparison.md"]
 
@@ -310,9 +313,13 @@ async def test_run_status_compare_while_running_concurrency_cancel(
     again = await ok(client, "sweep_cancel", {"sweep_id": sweep_id})
     assert again["cancelled"] is False and "already cancelled" in again["message"]
 
-    # the slot is free again
-    second = await ok(client, "sweep_run", SMALL)
+    # the slot is free again; rank_by reaches the experiment's [shared] table and the plan
+    second = await ok(client, "sweep_run", {**SMALL, "rank_by": "loss"})
     assert second["sweep_id"] != sweep_id
+    second_dir = Path(second["sweep_dir"])
+    assert json.loads((second_dir / "experiment.json").read_text())["shared"]["rank_by"] == "loss"
+    assert json.loads((second_dir / "plan.json").read_text())["rank_by"] == "loss"
+    assert experiment["shared"]["rank_by"] == "accuracy"  # the default
     # and the server is still healthy after all the errors
     await ok(client, "list_strategies")
 
@@ -343,6 +350,49 @@ async def test_killed_sweep_is_interrupted(client: Client) -> None:
     assert "--resume" in status["error"]
     text = await err(client, "sweep_compare", {"sweep_id": started["sweep_id"]})
     assert "no results to compare" in text
+
+
+def write_status(sweep_dir: Path, state: str, runs: dict[str, tuple[str, str | None]]) -> None:
+    """A handmade status.json (pid: this test process, alive but not a sweep)."""
+    sweep_dir.mkdir()
+    entries = {name: {"state": s, "error": e} for name, (s, e) in runs.items()}
+    status = {"state": state, "pid": os.getpid(), "total_runs": len(runs), "runs": entries}
+    (sweep_dir / "status.json").write_text(json.dumps(status))
+
+
+async def test_status_counts_diverged_runs_apart_from_errors(client: Client, root: Path) -> None:
+    runs = {
+        "FedAvg": ("done", None),
+        "FedAvg__gaussian_noise": ("diverged", "non-finite global loss at round 3"),
+        "Krum": ("failed", "worker died"),
+    }
+    write_status(root / "mixed", "done", runs)
+    status = await ok(client, "sweep_status", {"sweep_id": "mixed"})
+    assert status["state"] == "done"
+    assert (status["done_runs"], status["diverged_runs"], status["failed_runs"]) == (1, 1, 1)
+    assert status["errors"] == [{"run": "Krum", "error": "worker died"}]
+    assert status["diverged"] == [
+        {"run": "FedAvg__gaussian_noise", "error": "non-finite global loss at round 3"}
+    ]
+
+
+async def test_dead_sweep_whose_runs_all_ended_is_done(client: Client, root: Path) -> None:
+    runs = {"FedAvg": ("done", None), "FedAvg__zero": ("diverged", "nan")}
+    write_status(root / "ended", "running", runs)  # killed after its last run
+    status = await ok(client, "sweep_status", {"sweep_id": "ended"})
+    assert status["state"] == "done" and status["error"] is None
+    runs["FedMedian"] = ("pending", None)
+    write_status(root / "cut", "running", runs)
+    status = await ok(client, "sweep_status", {"sweep_id": "cut"})
+    assert status["state"] == "interrupted" and "--resume" in status["error"]
+
+
+async def test_compare_refuses_a_comparison_it_cannot_read(client: Client, root: Path) -> None:
+    write_status(root / "odd", "done", {"FedAvg": ("done", None)})
+    for name in ("comparison.json", "comparison.md"):
+        (root / "odd" / name).write_text(json.dumps({"recommendation": {"strategy": 3}}))
+    text = await err(client, "sweep_compare", {"sweep_id": "odd"})
+    assert "does not match this server's schema" in text and "velocity compare" in text
 
 
 async def test_cancel_refuses_a_pid_that_is_not_a_sweep(client: Client, root: Path) -> None:
@@ -376,17 +426,38 @@ async def test_real_sweep_end_to_end(real_client: Client, root: Path) -> None:
     started = await ok(real_client, "sweep_run", {**SMALL, "clients": 5})
     status = await wait_done(real_client, started["sweep_id"])
     assert status["state"] == "done", status
-    assert status["done_runs"] == 4
+    assert status["done_runs"] + status["diverged_runs"] == 4
     # the sweep writes comparison.json just after its final status: compare waits for it
-    verdict = await ok(real_client, "sweep_compare", {"sweep_id": started["sweep_id"]})
-    comparison = json.loads((Path(started["sweep_dir"]) / "comparison.json").read_text())
-    assert verdict["winner"] == comparison["winner"] is not None
-    assert [r["run"] for r in verdict["ranking"]] == [r["run"] for r in comparison["ranking"]]
-    assert set(verdict["most_robust"]["by_attack"]) == {"gaussian_noise"}
-    assert verdict["caveats"] == comparison["caveats"]
-    assert verdict["winner"] in verdict["verdict"]
+    sweep_dir = Path(started["sweep_dir"])
+    summary = await ok(real_client, "sweep_compare", {"sweep_id": started["sweep_id"]})
+    comparison = json.loads((sweep_dir / "comparison.json").read_text())
+    rec = summary["recommendation"]
+    assert rec["strategy"] == comparison["recommendation"]["strategy"] is not None
+    assert summary["verdict"] == rec["reason"] == comparison["recommendation"]["reason"]
+    assert summary["detail"] == "summary"
+    assert {c["strategy"] for c in rec["candidates"]} == {"FedAvg", "FedMedian"}
+    assert all("conditions" not in c for c in rec["candidates"])
+    assert set(summary["by_attack"]) == {"gaussian_noise"}
+    assert summary["caveats"] == comparison["caveats"]
+    assert summary["header"] == comparison["header"]
+    assert [r["run"] for r in summary["ranking"]] == [r["run"] for r in comparison["ranking"]]
+    assert not {"winner", "failed", "diverged", "not_run"} & set(summary)
 
-    uri = verdict["comparison_uri"]
+    full = await ok(real_client, "sweep_compare", {"sweep_id": sweep_dir.name, "detail": "full"})
+    assert full["recommendation"] == comparison["recommendation"]
+    assert full["by_attack"] == comparison["most_robust"]["by_attack"]
+    for key in ("ranking", "winner", "winner_attack", "tied_with", "failed", "diverged"):
+        assert full[key] == comparison[key], key
+    assert all(row["diverged"] == 0 for row in full["ranking"])
+
+    # a comparison.json from before the recommendation is rebuilt from the run files
+    old = {k: v for k, v in comparison.items() if k != "recommendation"}
+    (sweep_dir / "comparison.json").write_text(json.dumps(old))
+    rebuilt = await ok(real_client, "sweep_compare", {"sweep_id": sweep_dir.name})
+    assert rebuilt["recommendation"]["strategy"] == rec["strategy"]
+    assert "predates the recommendation" in rebuilt["caveats"][0]
+
+    uri = summary["comparison_uri"]
     resources = [str(r.uri) for r in (await real_client.list_resources()).resources]
     assert uri in resources
     contents = (await real_client.read_resource(uri)).contents

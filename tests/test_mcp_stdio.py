@@ -1,8 +1,9 @@
 """The MCP server over real stdio: the SDK client spawns ``velocity-mcp``.
 
-The flow an agent follows (list_strategies -> sweep_run -> poll sweep_status ->
-sweep_compare), bad inputs answered as tool errors with the server still healthy,
-and a sweep that outlives the client that started it.
+The flow an agent follows (the prompts -> list_strategies -> sweep_run -> poll
+sweep_status -> sweep_compare -> the recommendation), bad inputs answered as tool
+errors with the server still healthy, and a sweep that outlives the client that
+started it.
 """
 
 from __future__ import annotations
@@ -75,30 +76,72 @@ def params(root: Path, *extra: str, env: dict[str, str] | None = None) -> StdioS
     )
 
 
+#: The garbage-client case: one client sends huge noise, data skewed across clients.
+GARBAGE = {
+    "strategies": ["FedAvg", "FedMedian", "TrimmedMean:beta=0.2", "CenteredClipping"],
+    "attacks": ["gaussian_noise:sigma=10,count=1"],
+    "partition": "dirichlet",
+    "alpha": 0.1,
+    "rounds": 10,
+    "repeats": 2,
+    "dataset": "digits",
+}
+
+
 async def test_stdio_agent_flow(root: Path) -> None:
+    """What an agent does: read the playbook, list, run, poll, compare, act on the
+    recommendation."""
     with anyio.fail_after(240):
         async with Client(params(root, "--max-concurrent-sweeps", "1")) as client:
+            prompts = {p.name for p in (await client.list_prompts()).prompts}
+            assert {"system", "pick-best-strategy"} <= prompts
+            playbook = (await client.get_prompt("pick-best-strategy")).messages[0].content.text
+            assert "recommendation" in playbook and "repeats_to_separate" in playbook
             tools = {t.name for t in (await client.list_tools()).tools}
             assert {"list_strategies", "sweep_run", "sweep_status", "sweep_compare"} <= tools
             catalog = await ok(client, "list_strategies")
-            assert "gaussian_noise" in {a["name"] for a in catalog["attacks"]}
+            assert "CenteredClipping" in {s["name"] for s in catalog["strategies"]}
 
-            started = await ok(client, "sweep_run", SMALL)
-            assert started["status"] == "running" and started["total_runs"] == 4
+            started = await ok(client, "sweep_run", GARBAGE)
+            assert started["status"] == "running" and started["total_runs"] == 16
             status = await wait_done(client, started["sweep_id"])
             assert status["state"] == "done", status
-            assert status["done_runs"] == 4
+            assert status["done_runs"] + status["diverged_runs"] == 16
 
-            verdict = await ok(client, "sweep_compare", {"sweep_id": started["sweep_id"]})
+            result = await client.call_tool("sweep_compare", {"sweep_id": started["sweep_id"]})
+            summary = result.structured_content
+            assert not result.is_error and summary is not None
+            assert next(iter(summary)) == "recommendation"  # first in the structured result
+            assert json.loads(result.content[0].text) == summary
+            rec = summary["recommendation"]
             comparison = json.loads((Path(started["sweep_dir"]) / "comparison.json").read_text())
-            assert verdict["winner"] == comparison["winner"] is not None
-            assert verdict["winner_within_noise"] == comparison["winner_within_noise"]
-            assert len(verdict["ranking"]) == 4
-            # the sweep_dir is accepted as the id
-            again = await ok(client, "sweep_compare", {"sweep_id": started["sweep_dir"]})
-            assert again["winner"] == verdict["winner"]
-            md = (await client.read_resource(verdict["comparison_uri"])).contents[0]
-            assert verdict["winner"] in md.text
+            assert rec["strategy"] == comparison["recommendation"]["strategy"]
+            # FedAvg averages the noisy client in and collapses under it
+            assert rec["strategy"] != "FedAvg"
+            scores = {c["strategy"]: c for c in rec["candidates"]}
+            assert scores["FedAvg"]["worst_case_accuracy"] < rec["worst_case_accuracy"]
+            assert rec["binding"] in ("none", "gaussian_noise:sigma=10.0,count=1")
+            assert rec["reason"].endswith(".") and rec["strategy"] in rec["reason"]
+            assert summary["verdict"] == rec["reason"]
+            assert isinstance(rec["decided"], bool) and rec["noise_measured"] is True
+            assert rec["decided"] is (not rec["tie"])
+            if rec["tie"]:
+                assert rec["strategy"] in rec["tie"] and "Tie" in rec["reason"]
+            assert rec["price_of_robustness"] is not None and rec["price_of_robustness"] >= 0
+            assert summary["header"]["setting"]["partition"] == "dirichlet"
+            assert "conditions" not in rec["candidates"][0]
+            assert len(summary["ranking"]) == 5 and "winner" not in summary
+
+            full = await ok(
+                client, "sweep_compare", {"sweep_id": started["sweep_dir"], "detail": "full"}
+            )
+            assert full["recommendation"] == comparison["recommendation"]
+            assert full["ranking"] == comparison["ranking"] and len(full["ranking"]) == 8
+            assert full["by_attack"] == comparison["most_robust"]["by_attack"]
+            assert full["winner"] == comparison["winner"]
+            assert len(json.dumps(summary)) < len(json.dumps(full))
+            md = (await client.read_resource(summary["comparison_uri"])).contents[0]
+            assert rec["strategy"] in md.text
 
 
 async def test_stdio_bad_inputs_leave_the_server_healthy(root: Path) -> None:
@@ -138,4 +181,4 @@ async def test_sweep_outlives_the_client(root: Path) -> None:
             status = await wait_done(client, started["sweep_id"])
             assert status["state"] == "done", status
             verdict = await ok(client, "sweep_compare", {"sweep_id": started["sweep_id"]})
-            assert verdict["winner"] == "FedAvg"
+            assert verdict["recommendation"]["strategy"] == "FedAvg"  # the only candidate

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import velocity
+from velocity import _core
 from velocity.server import VelocityServer, run_one
 from velocity.spec import RunSpec
 from velocity.storage import load_checkpoint
@@ -179,12 +181,46 @@ def test_checkpoint_reproduces_the_final_accuracy(tmp_path: Path) -> None:
     assert acc == pytest.approx(result.rounds[-1].accuracy)
 
 
-def test_a_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
+def test_a_diverging_run_is_recorded_as_diverged(tmp_path: Path) -> None:
     spec = RunSpec(name="diverge", strategy="FedAvg", rounds=5, clients=5, lr=1e38)
     summary = run_one(spec, tmp_path / "d")
-    assert summary["status"] == "failed"
+    assert summary["status"] == "diverged"
     assert "round" in summary["error"]
-    assert json.loads((tmp_path / "d" / "summary.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "d" / "summary.json").read_text())["status"] == "diverged"
+    assert json.loads((tmp_path / "d" / "progress.json").read_text())["state"] == "diverged"
+
+
+def test_an_attack_that_blows_up_the_mean_is_a_divergence_not_a_failure(tmp_path: Path) -> None:
+    """IPM with a huge epsilon drives FedAvg's MLP to an infinite test loss: it broke."""
+    spec = RunSpec(
+        name="ipm",
+        strategy="FedAvg",
+        model_id="mlp",
+        attacks=["ipm:epsilon=1000"],
+        rounds=15,
+        clients=10,
+    )
+    summary = run_one(spec, tmp_path / "ipm")
+    assert summary["status"] == "diverged", summary["error"]
+    assert "diverged" in summary["error"]
+    assert 0 < summary["rounds_completed"] < 15
+    median = RunSpec.model_validate({**spec.to_json(), "strategy": "FedMedian", "name": "m"})
+    robust = run_one(median, tmp_path / "m")
+    assert robust["status"] == "done"
+
+
+def test_summary_records_the_test_set_size(tmp_path: Path) -> None:
+    summary = run_one(RunSpec(name="t", strategy="FedAvg", rounds=1, clients=5), tmp_path / "t")
+    server = VelocityServer(rounds=1, clients=5)
+    assert summary["test_samples"] == server.dataset.y_test.size > 0
+
+
+def test_non_finite_aggregation_input_raises_the_value_error_subclass() -> None:
+    updates = np.ones((3, 4), dtype=np.float32)
+    updates[1, 2] = np.inf
+    with pytest.raises(_core.NonFiniteError, match=r"row 1 .* coordinate 2"):
+        velocity.aggregate("FedMedian", updates)
+    assert issubclass(_core.NonFiniteError, ValueError)
 
 
 def test_the_first_diverging_client_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

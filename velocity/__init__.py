@@ -7,6 +7,7 @@ Python face: strategies, attacks, data, models, one FL run, sweeps and reports.
 from velocity._core import __version__
 from velocity.aggregate import aggregate
 from velocity.attacks import AttackSpec, attack_schemas, parse_attack, valid_attacks
+from velocity.results import load_results
 from velocity.strategy import ALL_STRATEGIES, Strategy, parse_strategy, strategy_schemas
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "__version__",
     "aggregate",
     "attack_schemas",
+    "load_results",
     "parse_attack",
     "parse_strategy",
     "strategy_schemas",

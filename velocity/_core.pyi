@@ -2,8 +2,8 @@
 
 Everything numeric is float32 and C-contiguous on the way in; the Python layer
 (``velocity.strategy``, ``velocity.attacks``, ``velocity.server``) coerces before
-calling. Bad input raises ``ValueError`` (bad values) or ``TypeError`` (wrong
-dtype/type); no Rust panic ever reaches Python.
+calling. Bad input raises ``ValueError`` (bad values; its subclass ``NonFiniteError``
+for NaN/Inf) or ``TypeError`` (wrong dtype/type); no Rust panic ever reaches Python.
 """
 
 from typing import Any, Literal, TypedDict, final
@@ -54,6 +54,9 @@ class RoundReport(TypedDict):
     attacked: list[AttackedClient]
     selected: list[int] | None
     detection: Detection | None
+
+class NonFiniteError(ValueError):
+    """A NaN or ±Inf value: an update to aggregate, or the new global model (the run diverged)."""
 
 @final
 class Strategy:

@@ -37,9 +37,11 @@ def make_progress(
 
 
 def describe(summary: dict[str, Any] | None) -> str:
-    """``loss 0.312  acc 93.1%  1.2s`` for a finished run's summary."""
+    """``loss 0.312  acc 93.1%  1.2s`` for a finished run's summary (a diverged one says where)."""
     if not summary:
         return ""
+    if summary.get("status") == "diverged":
+        return f"{summary.get('error') or 'diverged'}  {summary.get('elapsed_s') or 0:.1f}s"
     parts = []
     if summary.get("final_loss") is not None:
         parts.append(f"loss {summary['final_loss']:.4g}")
@@ -148,7 +150,11 @@ class _Rich:
             task = self._tasks.pop(name, None)
         if task is not None:
             self._progress.remove_task(task)
-        mark = {"done": "[green]done[/]", "failed": "[red]FAILED[/]"}.get(state, escape(state))
+        mark = {
+            "done": "[green]done[/]",
+            "diverged": "[yellow]diverged[/]",
+            "failed": "[red]FAILED[/]",
+        }.get(state, escape(state))
         text = f"{mark} {escape(name)}" + (f"  {escape(detail)}" if detail else "")
         self._progress.console.print(text, markup=True, highlight=False)
         if self._overall is not None:

@@ -28,11 +28,16 @@ class RunOutcome:
     """How one run of a sweep ended, and what its worker measured."""
 
     name: str
-    state: str  # "done" | "failed" | "cancelled" | "pending"
+    state: str  # "done" | "diverged" | "failed" | "cancelled" | "pending"
     error: str | None = None
     summary: dict[str, Any] | None = None
     skipped: bool = False  # finished by an earlier sweep (resume)
     worker: dict[str, Any] | None = None  # pid, started, first_round (epoch s), peak_rss_mb
+
+
+#: Run states that are results: a diverged run broke under its setting, which is an
+#: outcome of the experiment (deterministic, so a resume keeps it), not a fault.
+FINISHED = ("done", "diverged")
 
 
 def read_status(sweep_dir: Path) -> dict[str, Any]:
@@ -93,7 +98,7 @@ class Tracker:
         self.specs = {spec.name: spec for spec in runs}
         self.display = display
         self.runs = {
-            name: RunOutcome(name, "done", summary=finished[name], skipped=True)
+            name: RunOutcome(name, finished[name]["status"], summary=finished[name], skipped=True)
             if name in finished
             else RunOutcome(name, "pending")
             for name in self.specs
@@ -135,7 +140,7 @@ class Tracker:
             run.state, run.error, run.summary, run.worker = state, error, summary, worker
             self.write("running")
         self.display.run_finished(
-            name, state, describe(summary) if state == "done" else (error or "")
+            name, state, describe(summary) if state in FINISHED else (error or "")
         )
 
     def requeue(self, name: str) -> None:
@@ -172,6 +177,7 @@ class Tracker:
                 else time.perf_counter() - self.clock,
                 "total_runs": len(self.runs),
                 "done_runs": counts["done"],
+                "diverged_runs": counts["diverged"],
                 "failed_runs": counts["failed"],
                 "runs": {
                     name: {"state": run.state, "error": run.error}

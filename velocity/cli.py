@@ -13,7 +13,8 @@ is two attacks. Both flags can also be repeated, one item each.
 A user error (bad name or parameter, unknown key, missing or malformed file,
 duplicate run names, an output directory that cannot be written) prints one line,
 ``velocity: error: <message>``, exits with status 2 and writes nothing.
-Exit status otherwise: 0 success, 1 a run failed, 130 interrupted.
+Exit status otherwise: 0 success (a sweep whose runs diverged included: that is a result),
+1 a run failed (or `velocity run` diverged), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--parallel", type=int, help="runs executing at once (default: min(CPUs, runs))"
     )
+    _add_rank_by(sweep)
     sweep.add_argument("--out", metavar="DIR", help="sweep directory (default out/<time>-sweep)")
     sweep.add_argument(
         "--resume",
@@ -169,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="re-render a sweep dir's comparison (and its plots and report.html)"
     )
     compare.add_argument("sweep_dir", metavar="DIR")
+    _add_rank_by(compare, default_text="the sweep's own (plan.json), else accuracy")
     compare.set_defaults(handler=_cmd_compare)
 
     report = sub.add_parser(
@@ -178,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and report.html from the files of an existing sweep (any velocity version's).",
     )
     report.add_argument("sweep_dir", metavar="DIR")
+    _add_rank_by(report, default_text="the sweep's own (plan.json), else accuracy")
     report.set_defaults(handler=_cmd_report)
 
     strategies = sub.add_parser(
@@ -186,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.add_argument("--json", action="store_true", help="machine-readable output")
     strategies.set_defaults(handler=_cmd_strategies)
     return parser
+
+
+def _add_rank_by(parser: argparse.ArgumentParser, default_text: str = "accuracy") -> None:
+    from velocity.verdict import RANK_BY
+
+    parser.add_argument(
+        "--rank-by",
+        choices=RANK_BY,
+        help="what the verdict ranks by: worst-case final test accuracy or loss "
+        f"(default: {default_text}; overrides [shared] rank_by)",
+    )
 
 
 def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
@@ -274,6 +289,7 @@ def _execution(args: argparse.Namespace, shared: Any) -> dict[str, Any]:
         "backend": backend,
         "ray_address": args.ray_address or shared.ray_address,
         "ray_gpus": shared.ray_gpus,
+        "rank_by": args.rank_by or shared.rank_by,
     }
 
 
@@ -312,7 +328,9 @@ def _sweep_runs(
                 f"--resume {resume_dir} without CONFIG reruns its plan.json as it is; "
                 f"it cannot change {', '.join(sorted(overrides))}"
             )
-        return _planned_runs(resume_dir), SharedSettings(), None
+        from velocity.report import plan_rank_by
+
+        return _planned_runs(resume_dir), SharedSettings(rank_by=plan_rank_by(resume_dir)), None
     raise SpecError(
         "give an experiment file or --strategies, e.g. velocity sweep "
         "--strategies FedAvg,FedMedian --rounds 10"
@@ -344,6 +362,7 @@ def _print_sweep_result(result: Any) -> None:
 
     total = len(result.runs)
     done = sum(1 for r in result.runs.values() if r.state == "done")
+    diverged = sum(1 for r in result.runs.values() if r.state == "diverged")
     if result.state == "cancelled":
         print(
             f"Sweep cancelled: {done} of {total} runs finished. "
@@ -353,6 +372,7 @@ def _print_sweep_result(result: Any) -> None:
         failed = len(result.failed)
         print(
             f"Sweep {result.state}: {done} of {total} runs done"
+            + (f", {diverged} diverged" if diverged else "")
             + (f", {failed} failed" if failed else "")
             + f" in {result.wall_s:.1f}s with {result.parallel} worker"
             + ("s" if result.parallel != 1 else "")
@@ -401,6 +421,10 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         spec.name, summary["status"], describe(summary) if summary["status"] == "done" else ""
     )
     display.close()
+    if summary["status"] == "diverged":
+        _print_error(f"run {spec.name} diverged: {summary.get('error')}")
+        print(f"Files: {run_dir}")
+        return 1
     if summary["status"] != "done":
         _print_error(f"run {spec.name} failed: {summary.get('error')}")
         print(f"Files: {run_dir}")
@@ -430,7 +454,7 @@ def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
     from velocity.report import render_all, render_console
 
     sweep_dir = _sweep_dir_arg(args)
-    print(render_console(render_all(sweep_dir).comparison, sweep_dir))
+    print(render_console(render_all(sweep_dir, rank_by=args.rank_by).comparison, sweep_dir))
     return 0
 
 
@@ -439,7 +463,7 @@ def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from velocity.report import render_all
 
     sweep_dir = _sweep_dir_arg(args)
-    rendered = render_all(sweep_dir)
+    rendered = render_all(sweep_dir, rank_by=args.rank_by)
     names = ", ".join(path.name for path in rendered.files)
     print(f"Wrote {names} in {sweep_dir} ({rendered.elapsed_s:.2f} s)")
     for note in rendered.notes:

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, get_args
 
-from velocity._status import Tracker, write_failure
+from velocity._status import FINISHED, Tracker, write_failure
 from velocity.errors import SpecError
 from velocity.spec import RunSpec
 
@@ -130,7 +130,7 @@ class Executor(ABC):
     def finished(self, spec: RunSpec, result: dict[str, Any]) -> None:
         """Record a run that returned: ``{"summary": ..., "worker": ...}``."""
         summary = result["summary"]
-        state = "done" if summary.get("status") == "done" else "failed"
+        state = summary.get("status") if summary.get("status") in FINISHED else "failed"
         self.tracker.finish(
             spec.name, state, error=summary.get("error"), summary=summary, worker=result["worker"]
         )

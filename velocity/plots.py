@@ -1,20 +1,40 @@
 """The pictures of a sweep: ``curves.png`` and ``robustness.png``, from files only.
 
-Two figures, each drawn from a small dict that is returned (and written to
+Both figures are drawn from a small dict that is returned (and written to
 ``plots.json``) so the data behind every line and cell can be checked without
-comparing pixels:
+comparing pixels. Strategies appear in the recommendation's order everywhere: the
+complete candidates by rank, then the incomplete ones; conditions as "no attack",
+then the attacks sorted.
 
-- :func:`plot_curves`: test loss and accuracy per round, one line per cell (the
-  mean over its finished repeats, with a shaded ± standard-deviation band when it
-  has more than one). Each strategy has one colour; its no-attack baseline is a
-  solid line and each attack a dashed or dotted one. Rounds in which an attack
-  is active (its ``start_round``..``end_round`` window, inclusive) are shaded
-  when the window does not span every round.
-- :func:`plot_robustness`: a strategy × attack heatmap of mean final accuracy,
-  each cell annotated, with the highest accuracy of each attack column marked
-  (★); beside it, when baselines exist, the loss increase of each attacked cell
-  over the same strategy's baseline, with the verdict's most robust strategy per
-  attack (smallest increase, ``most_robust.by_attack`` of the comparison) marked.
+- :func:`plot_curves` (small multiples): one panel per condition, one line per
+  strategy (the mean over its finished repeats, with a ± standard-deviation band
+  when it has more than one; in a panel of more than :data:`MAX_BANDS` lines, only
+  the recommended strategy's band), each strategy one colour in every panel and the
+  recommended one drawn thicker, one shared legend to the right of the grid (at
+  most :data:`MAX_COLUMNS` panels a row). Rounds in which an attack is active (its
+  ``start_round``..``end_round`` window, inclusive) are shaded when the window does
+  not span every round. Only **test accuracy** is drawn: it is what the
+  recommendation and the heatmap use (each cell's loss is in the cell table). A
+  diverged repeat counts as accuracy 0 from the round it broke, as in the verdict.
+  **Zoom**: every panel shares one accuracy axis, fitted to the later half of the
+  rounds (where the verdict's final values sit) without its low outliers (values
+  more than 3 scaled MADs below the median: :func:`lowest_inlier`), at least
+  :data:`MIN_SPAN` (10 pp) tall and padded; so 85–95 % curves are not flattened by
+  one broken run, and differences within noise are not blown up. A line whose
+  final value lies below the axis is clipped, marked ▼ on the bottom edge in its
+  colour and listed under the panel with its final value (or "diverged").
+- :func:`plot_robustness`: a strategy × condition heatmap of mean final accuracy
+  with a **worst-case** column (the recommendation's per-strategy worst case,
+  missing for incomplete strategies); beside it, when there are attacks, the
+  **accuracy drop** of each attacked cell against the same strategy's clean run
+  (positive = worse, as ``accuracy_drop`` in ``comparison.json``). Both panels
+  mark the same verdict: the recommended row is boxed (and its label is bold,
+  ▶), the best strategy under each attack (``most_robust.by_attack``) is ★ and
+  those within noise of it ☆; a diverged cell reads "diverged" (or "k/n div").
+  **Colour scales** ignore outliers by the same rule (low accuracies; large
+  absolute drops) and are at least 10 pp wide (drops: ±5 pp): cells beyond the
+  limits take a darker shade of the end colour and the colour bar is extended, so
+  one 0 % cell does not wash out the differences between the rest.
 
 matplotlib (the ``plots`` extra) is imported lazily, and only its object API with
 the Agg canvas is used (no ``pyplot``, so no global state and no GUI backend: safe
@@ -27,27 +47,39 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
-import os
-import re
 import statistics
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velocity.runio import atomic_write_json
+from velocity.fmt import pct, pp
+from velocity.report import recommendation_title
+from velocity.runio import atomic_write_bytes, atomic_write_json
 from velocity.runio import finite_float as _float
+from velocity.verdict import NO_ATTACK
 
-NO_ATTACK = "none"
 CURVES = "curves.png"
 ROBUSTNESS = "robustness.png"
 DATA_FILE = "plots.json"
 INSTALL_HINT = "pip install 'velocity-fl[plots]'"
 DPI = 100
+#: The column id of the heatmap's worst-case column.
+WORST_CASE = "worst_case"
+#: Panels per row of ``curves.png``.
+MAX_COLUMNS = 4
+#: Beyond this many lines in a panel, only the recommended strategy's ± std band is
+#: drawn (a dozen overlapping bands hide every line).
+MAX_BANDS = 5
+#: The narrowest accuracy axis and colour scale, and the smallest drop scale (±): a
+#: few points of accuracy are within the noise of a small test set, and must not look
+#: like the difference between the two ends of a colour map.
+MIN_SPAN = 0.10
+MIN_DROP = 0.05
 
-#: tab10, then tab20's light shades: one colour per strategy.
+#: tab10, then tab20's light shades: one colour per strategy (then again, dashed).
 COLOURS = (
     "#1f77b4",
     "#ff7f0e",
@@ -65,8 +97,9 @@ COLOURS = (
     "#ff9896",
     "#c5b0d5",
 )
-#: Baselines are solid; each attack (in sorted order) gets the next of these.
-ATTACK_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 3)))
+LINESTYLES = ("-", "--", ":", "-.")
+#: The heatmaps' colour maps, with the darker colours of values below / above their limits.
+BEYOND = {"RdYlGn": ("#4a0014", "#00331a"), "RdYlGn_r": ("#00331a", "#4a0014")}
 
 
 class NothingToPlotError(ValueError):
@@ -86,24 +119,22 @@ class Plot:
 # --------------------------------------------------------------------------- data
 
 
-def _read_rounds(path: Path) -> dict[int, tuple[float | None, float | None]]:
-    """``{round: (global_loss, accuracy)}`` of a ``rounds.csv`` (``{}`` when unreadable)."""
+def _read_accuracy(path: Path) -> dict[int, float]:
+    """``{round: accuracy}`` of a ``rounds.csv``: rows with a finite loss and accuracy."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
     except (OSError, csv.Error, UnicodeDecodeError):
         return {}
-    out: dict[int, tuple[float | None, float | None]] = {}
+    out: dict[int, float] = {}
     for row in rows:
-        r = _float(row.get("round"))
-        if r is not None:
-            out[int(r)] = (_float(row.get("global_loss")), _float(row.get("accuracy")))
+        r, acc = _float(row.get("round")), _float(row.get("accuracy"))
+        if r is not None and acc is not None and _float(row.get("global_loss")) is not None:
+            out[int(r)] = acc
     return out
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -142,154 +173,340 @@ def attack_windows(config: Mapping[str, Any]) -> list[tuple[int, int]]:
     return windows
 
 
-def _strategy_order(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Strategies in the order of their best-ranked cell."""
+def lowest_inlier(values: Iterable[float]) -> float:
+    """The smallest value not far below the rest: at most 3 scaled MADs below the median.
+
+    Hampel's rule (MAD: the median absolute deviation, × 1.4826 to match a standard
+    deviation) breaks down only when half the values are outliers, so one broken
+    strategy out of four is still left out, while a cluster of half the values is data.
+
+    >>> lowest_inlier([0.0, 0.85, 0.88, 0.9, 0.92, 0.95])
+    0.85
+    """
+    ordered = sorted(values)
+    median = statistics.median(ordered)
+    mad = statistics.median(abs(v - median) for v in ordered)
+    fence = median - 3 * 1.4826 * mad
+    return next(v for v in ordered if v >= fence)
+
+
+def _recommendation(comparison: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The comparison's recommendation (``{}`` for a comparison from an older velocity)."""
+    return comparison.get("recommendation") or {}
+
+
+def strategy_order(comparison: Mapping[str, Any]) -> list[str]:
+    """The recommendation's candidates by rank, its incomplete strategies, then any other."""
+    rec = _recommendation(comparison)
     order: list[str] = []
-    for row in ranking:
+    for score in [*(rec.get("candidates") or []), *(rec.get("incomplete") or [])]:
+        if score["strategy"] not in order:
+            order.append(score["strategy"])
+    for row in comparison.get("ranking") or []:
         if row["strategy"] not in order:
             order.append(row["strategy"])
     return order
 
 
-def _attack_order(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
-    """``"none"`` first (when present), then the attacks sorted."""
-    attacks = sorted({row["attack"] for row in ranking if row["attack"] != NO_ATTACK})
-    has_none = any(row["attack"] == NO_ATTACK for row in ranking)
-    return ([NO_ATTACK] if has_none else []) + attacks
-
-
-def curve_data(sweep_dir: Path, comparison: Mapping[str, Any]) -> dict[str, Any]:
-    """What :func:`plot_curves` draws: one line per ranked cell, read from its runs' rounds.csv.
-
-    Returns ``{"lines": [{"cell", "strategy", "attack", "attacked", "runs", "repeats",
-    "colour", "linestyle", "rounds", "loss_mean", "loss_std", "accuracy_mean",
-    "accuracy_std", "attack_windows"}], "attack_windows": [{"first", "last", "cells"}],
-    "rounds": int | None, "loss_scale": "linear" | "log"}``. ``*_std`` entries are
-    null where fewer than two repeats have a value; attack windows spanning every
-    round are not listed at the top level (they are not shaded).
-    """
-    sweep_dir = Path(sweep_dir)
+def conditions(comparison: Mapping[str, Any]) -> list[str]:
+    """``"none"`` first (when it ran or was planned), then every attack of the sweep, sorted."""
     ranking = comparison.get("ranking") or []
-    strategies = _strategy_order(ranking)
-    attacks = [a for a in _attack_order(ranking) if a != NO_ATTACK]
-    rows = sorted(
-        ranking,
-        key=lambda r: (
-            strategies.index(r["strategy"]),
-            r["attack"] != NO_ATTACK,
-            r["attack"],
-            r["run"],
-        ),
-    )
-    lines = []
-    max_round = 0
-    for row in rows:
-        per_run = [_read_rounds(sweep_dir / run / "rounds.csv") for run in row["runs"]]
-        rounds = sorted(set().union(*per_run)) if per_run else []
-        if not rounds:
-            continue
-        max_round = max(max_round, rounds[-1])
-        loss = [_mean_std([run.get(r, (None, None))[0] for run in per_run]) for r in rounds]
-        acc = [_mean_std([run.get(r, (None, None))[1] for run in per_run]) for r in rounds]
-        config = _read_config(sweep_dir / row["runs"][0] / "config.json")
-        attacked = row["attack"] != NO_ATTACK
-        colour = COLOURS[strategies.index(row["strategy"]) % len(COLOURS)]
-        style: Any = "-"
-        if attacked:
-            style = ATTACK_STYLES[attacks.index(row["attack"]) % len(ATTACK_STYLES)]
-        lines.append(
-            {
-                "cell": row["run"],
-                "strategy": row["strategy"],
-                "attack": row["attack"],
-                "attacked": attacked,
-                "runs": list(row["runs"]),
-                "repeats": len(row["runs"]),
-                "colour": colour,
-                "linestyle": style if isinstance(style, str) else "dashdot-dense",
-                "_style": style,
-                "rounds": rounds,
-                "loss_mean": [m for m, _ in loss],
-                "loss_std": [s for _, s in loss],
-                "accuracy_mean": [m for m, _ in acc],
-                "accuracy_std": [s for _, s in acc],
-                "attack_windows": [list(w) for w in attack_windows(config)] if attacked else [],
-            }
-        )
-    total = comparison.get("header", {}).get("rounds")
-    total = total if isinstance(total, int) else (max_round or None)
-    shaded: dict[tuple[int, int], list[str]] = {}
-    for line in lines:
-        for first, last in line["attack_windows"]:
-            if total is None or first > 1 or last < total:
-                shaded.setdefault((first, last), []).append(line["cell"])
-    losses = [v for line in lines for v in line["loss_mean"] if v is not None]
-    log = bool(losses) and min(losses) > 0 and max(losses) / min(losses) > 20
+    by_attack = (comparison.get("most_robust") or {}).get("by_attack") or {}
+    attacks = {row["attack"] for row in ranking} | set(by_attack)
+    rec = _recommendation(comparison)
+    scores = [*(rec.get("candidates") or []), *(rec.get("incomplete") or [])]
+    has_none = NO_ATTACK in attacks or bool(scores)
+    return ([NO_ATTACK] if has_none else []) + sorted(attacks - {NO_ATTACK})
+
+
+def _shown_rows(comparison: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The ranking row shown for each (strategy, condition): the best-ranked one."""
+    shown: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for row in comparison.get("ranking") or []:
+        shown.setdefault((row["strategy"], row["attack"]), row)
+    return shown
+
+
+def _total_rounds(comparison: Mapping[str, Any]) -> int | None:
+    rounds = (comparison.get("header") or {}).get("rounds")
+    return rounds if isinstance(rounds, int) else None
+
+
+def _run_series(
+    sweep_dir: Path, run: str, diverged: bool, total: int | None
+) -> dict[int, float | None]:
+    """A run's accuracy per round; a diverged run counts 0 from the round it broke on."""
+    accuracy: dict[int, float | None] = dict(_read_accuracy(sweep_dir / run / "rounds.csv"))
+    if diverged:
+        last = max([total or 0, *accuracy])
+        accuracy = {r: accuracy.get(r, 0.0) for r in range(1, last + 1)}
+    return accuracy
+
+
+def _curve_line(
+    sweep_dir: Path, row: Mapping[str, Any], diverged_runs: set[str], total: int | None
+) -> dict[str, Any] | None:
+    """One strategy's line in one panel: the per-round mean ± std over the cell's repeats."""
+    runs = list(row["runs"])
+    per_run = [_run_series(sweep_dir, run, run in diverged_runs, total) for run in runs]
+    rounds = sorted(set().union(*per_run))
+    if not rounds:
+        return None
+    stats = [_mean_std([series.get(r) for series in per_run]) for r in rounds]
     return {
-        "lines": lines,
+        "strategy": row["strategy"],
+        "cell": row["run"],
+        "runs": runs,
+        "repeats": len(runs),
+        "diverged": int(row.get("diverged") or 0),
+        "rounds": rounds,
+        "accuracy_mean": [m for m, _ in stats],
+        "accuracy_std": [s for _, s in stats],
+        "final_accuracy": stats[-1][0],
         "attack_windows": [
-            {"first": first, "last": last, "cells": cells}
-            for (first, last), cells in sorted(shaded.items())
+            list(w) for w in attack_windows(_read_config(sweep_dir / runs[0] / "config.json"))
         ],
-        "rounds": total,
-        "loss_scale": "log" if log else "linear",
     }
 
 
-def robustness_data(comparison: Mapping[str, Any]) -> dict[str, Any]:
-    """What :func:`plot_robustness` draws: the strategy × attack cells of the ranking.
+def _curve_limits(lines: Sequence[Mapping[str, Any]], total: int) -> tuple[float, float]:
+    """The shared accuracy axis: the later half of the rounds, low outliers left out, padded."""
+    late = [
+        m
+        for line in lines
+        for r, m in zip(line["rounds"], line["accuracy_mean"], strict=True)
+        if m is not None and r > total / 2
+    ]
+    if not late:
+        return 0.0, 1.0
+    high = max(late)
+    low = min(lowest_inlier(late), high - MIN_SPAN)
+    pad = 0.08 * (high - low)
+    return max(0.0, low - pad), min(1.0, high + pad)
 
-    Returns ``{"strategies": [str], "attacks": [str], "cells": [{"strategy", "attack",
-    "run", "final_accuracy", "final_accuracy_std", "final_loss", "loss_increase",
-    "best_accuracy": bool, "most_robust": bool}], "best_accuracy": {attack: [strategy]},
-    "most_robust": {attack: strategy | None}}``. Where several cells share a
-    strategy and attack label, the best-ranked one is shown. ``best_accuracy`` lists
-    every strategy tied for the highest final accuracy of each attack column.
+
+def _strategy_styles(comparison: Mapping[str, Any], strategies: Sequence[str]) -> list[dict]:
+    """Colour, line style and legend label of each strategy (the same in every panel)."""
+    rec = _recommendation(comparison)
+    ranks = {c["strategy"]: c["rank"] for c in rec.get("candidates") or []}
+    incomplete = {c["strategy"] for c in rec.get("incomplete") or []}
+    out = []
+    for i, strategy in enumerate(strategies):
+        label = f"{ranks[strategy]}. {strategy}" if strategy in ranks else strategy
+        if strategy in incomplete:
+            label += " (incomplete)"
+        recommended = strategy == rec.get("strategy")
+        out.append(
+            {
+                "strategy": strategy,
+                "label": label + (" (recommended)" if recommended else ""),
+                "colour": COLOURS[i % len(COLOURS)],
+                "linestyle": LINESTYLES[(i // len(COLOURS)) % len(LINESTYLES)],
+                "recommended": recommended,
+            }
+        )
+    return out
+
+
+def curve_data(sweep_dir: Path, comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`plot_curves` draws: one panel per condition, one line per strategy.
+
+    Returns ``{"metric": "accuracy", "rounds": int | None, "repeats": int,
+    "limits": [low, high], "strategies": [{"strategy", "label", "colour",
+    "linestyle", "recommended"}], "panels": [{"condition", "attack_windows":
+    [[first, last]], "lines": [{"strategy", "cell", "runs", "repeats",
+    "diverged", "colour", "linestyle", "rounds", "accuracy_mean", "accuracy_std",
+    "final_accuracy", "clipped", "band"}]}]}``. Accuracies are fractions; ``limits``
+    is the shared accuracy axis (see the module doc), ``clipped`` says a line's final
+    value lies below it and ``band`` that its ± std band is drawn. ``accuracy_std``
+    entries are null where fewer than two repeats have a value; a panel's
+    ``attack_windows`` lists only windows that do not span every round (the shaded
+    ones).
     """
-    ranking = comparison.get("ranking") or []
-    strategies = _strategy_order(ranking)
-    attacks = _attack_order(ranking)
-    shown: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for row in ranking:
-        shown.setdefault((row["strategy"], row["attack"]), row)
+    sweep_dir = Path(sweep_dir)
+    strategies = strategy_order(comparison)
+    styles = {s["strategy"]: s for s in _strategy_styles(comparison, strategies)}
+    shown = _shown_rows(comparison)
+    diverged_runs = {d["run"] for d in comparison.get("diverged") or []}
+    total = _total_rounds(comparison)
+    panels = []
+    for condition in conditions(comparison):
+        lines = []
+        for strategy in strategies:
+            row = shown.get((strategy, condition))
+            line = None if row is None else _curve_line(sweep_dir, row, diverged_runs, total)
+            if line is not None:
+                style = styles[strategy]
+                lines.append({**line, "colour": style["colour"], "linestyle": style["linestyle"]})
+        panels.append({"condition": condition, "lines": lines})
+    every = [line for panel in panels for line in panel["lines"]]
+    total = total or max((line["rounds"][-1] for line in every), default=None)
+    low, high = _curve_limits(every, total or 1)
+    for panel in panels:
+        windows = {tuple(w) for line in panel["lines"] for w in line.pop("attack_windows")}
+        panel["attack_windows"] = [
+            list(w) for w in sorted(windows) if total is None or w[0] > 1 or w[1] < total
+        ]
+        few = len(panel["lines"]) <= MAX_BANDS
+        for line in panel["lines"]:
+            final = line["final_accuracy"]
+            line["clipped"] = final is not None and final < low
+            line["band"] = any(s is not None for s in line["accuracy_std"]) and (
+                few or styles[line["strategy"]]["recommended"]
+            )
+    return {
+        "metric": "accuracy",
+        "rounds": total,
+        "repeats": max((line["repeats"] for line in every), default=0),
+        "limits": [low, high],
+        "strategies": [styles[s] for s in strategies],
+        "panels": panels,
+    }
+
+
+def _mark(strategy: str, entry: Mapping[str, Any] | None) -> str | None:
+    """``"best"`` (★), ``"tied"`` (☆: within noise of the best) or None, under one attack."""
+    if not entry:
+        return None
+    if entry.get("strategy") == strategy:
+        return "best"
+    return "tied" if strategy in (entry.get("tied_with") or []) else None
+
+
+def _accuracy_cells(
+    comparison: Mapping[str, Any], strategies: Sequence[str], columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The heatmap's accuracy cells, row by row: the conditions, then the worst case."""
+    shown = _shown_rows(comparison)
     by_attack = (comparison.get("most_robust") or {}).get("by_attack") or {}
-    most_robust = {attack: (entry or {}).get("strategy") for attack, entry in by_attack.items()}
-    best: dict[str, list[str]] = {}
-    for attack in attacks:
-        accs = {
-            s: shown[(s, attack)]["final_accuracy"]
-            for s in strategies
-            if (s, attack) in shown and shown[(s, attack)]["final_accuracy"] is not None
-        }
-        if accs:
-            top = max(accs.values())
-            best[attack] = [s for s, a in accs.items() if a == top]
+    rec = _recommendation(comparison)
+    scores = {c["strategy"]: c for c in rec.get("candidates") or []}
+    se_applies = rec.get("rank_by", "accuracy") == "accuracy"
+    cells = []
+    for strategy in strategies:
+        for column in columns:
+            if column == WORST_CASE:
+                score = scores.get(strategy) or {}
+                cell = {
+                    "run": None,
+                    "accuracy": score.get("worst_case_accuracy"),
+                    "accuracy_std": score.get("worst_case_se") if se_applies else None,
+                    "repeats": score.get("repeats", 0),
+                    "diverged": 0,
+                    "binding": score.get("binding"),
+                    "mark": None,
+                }
+            else:
+                row = shown.get((strategy, column)) or {}
+                cell = {
+                    "run": row.get("run"),
+                    "accuracy": row.get("final_accuracy"),
+                    "accuracy_std": row.get("final_accuracy_std"),
+                    "repeats": row.get("repeats", 0),
+                    "diverged": int(row.get("diverged") or 0),
+                    "mark": _mark(strategy, by_attack.get(column)) if row else None,
+                }
+            cells.append({"strategy": strategy, "column": column, **cell})
+    return cells
+
+
+def _drop_cells(
+    comparison: Mapping[str, Any], strategies: Sequence[str], attacks: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Each attacked cell's accuracy drop against its strategy's clean run (+ = worse)."""
+    shown = _shown_rows(comparison)
+    by_attack = (comparison.get("most_robust") or {}).get("by_attack") or {}
     cells = []
     for strategy in strategies:
         for attack in attacks:
-            row = shown.get((strategy, attack))
-            if row is None:
-                continue
+            row = shown.get((strategy, attack)) or {}
             cells.append(
                 {
                     "strategy": strategy,
                     "attack": attack,
-                    "run": row["run"],
-                    "final_accuracy": row["final_accuracy"],
-                    "final_accuracy_std": row["final_accuracy_std"],
-                    "final_loss": row["final_loss"],
-                    "loss_increase": row["loss_increase"],
-                    "best_accuracy": strategy in best.get(attack, []),
-                    "most_robust": attack != NO_ATTACK and most_robust.get(attack) == strategy,
+                    "run": row.get("run"),
+                    "accuracy_drop": row.get("accuracy_drop"),
+                    "diverged": int(row.get("diverged") or 0),
+                    "repeats": row.get("repeats", 0),
+                    "mark": _mark(strategy, by_attack.get(attack)) if row else None,
                 }
             )
+    return cells
+
+
+def _scale(values: Sequence[float], centred: bool) -> dict[str, Any]:
+    """Colour limits without outliers: ``{"limits": [low, high], "extend": ...}``.
+
+    Accuracy (``centred=False``): from the lowest inlier to the highest value, at
+    least :data:`MIN_SPAN` wide. Drops (``centred=True``): ±(the largest inlier
+    absolute drop), at least ±:data:`MIN_DROP`.
+    """
+    if not values:
+        return {"limits": [-MIN_DROP, MIN_DROP] if centred else [0.0, 1.0], "extend": "neither"}
+    if centred:
+        top = max(MIN_DROP, -lowest_inlier(-abs(v) for v in values))
+        low, high = -top, top
+    else:
+        high = max(values)
+        low = min(lowest_inlier(values), high - MIN_SPAN)
+    below, above = min(values) < low, max(values) > high
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}
+    return {"limits": [low, high], "extend": extend.get((below, above), "neither")}
+
+
+def robustness_data(comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`plot_robustness` draws.
+
+    Returns ``{"strategies": [str], "incomplete": [str], "conditions": [str],
+    "columns": [*conditions, "worst_case"], "recommended": str | None,
+    "recommended_row": int | None, "title": str, "accuracy": {"cells":
+    [{"strategy", "column", "run", "accuracy", "accuracy_std", "repeats",
+    "diverged", "mark"}], "limits": [low, high], "extend": str}, "drop": {"attacks":
+    [str], "cells": [{"strategy", "attack", "run", "accuracy_drop", "diverged",
+    "repeats", "mark"}], "limits": [low, high], "extend": str} | None, "by_attack":
+    {attack: strategy | None}}``. Fractions throughout; ``mark`` is ``"best"`` (★,
+    the verdict's best under that attack), ``"tied"`` (☆, within noise of it) or
+    null; the worst-case column (the recommendation's ``worst_case_accuracy``, with
+    its standard error as ``accuracy_std`` when ranking by accuracy, and its
+    ``binding`` condition) is null for incomplete strategies
+    and absent for a comparison without a recommendation (an older velocity's).
+    ``extend`` says which colour-bar ends hold cells beyond the limits.
+    """
+    rec = _recommendation(comparison)
+    strategies = strategy_order(comparison)
+    conds = conditions(comparison)
+    columns = [*conds, WORST_CASE] if rec else conds
+    attacks = [c for c in conds if c != NO_ATTACK]
+    accuracy = _accuracy_cells(comparison, strategies, columns)
+    drop = _drop_cells(comparison, strategies, attacks) if attacks else None
+    by_attack = (comparison.get("most_robust") or {}).get("by_attack") or {}
+    recommended = rec.get("strategy")
     return {
         "strategies": strategies,
-        "attacks": attacks,
-        "cells": cells,
-        "best_accuracy": best,
-        "most_robust": {a: most_robust.get(a) for a in attacks if a != NO_ATTACK},
+        "incomplete": [s["strategy"] for s in rec.get("incomplete") or []],
+        "conditions": conds,
+        "columns": columns,
+        "recommended": recommended,
+        "recommended_row": strategies.index(recommended) if recommended in strategies else None,
+        "title": _verdict_title(rec),
+        "accuracy": {
+            "cells": accuracy,
+            **_scale([c["accuracy"] for c in accuracy if c["accuracy"] is not None], False),
+        },
+        "drop": None
+        if drop is None
+        else {
+            "attacks": attacks,
+            "cells": drop,
+            **_scale([c["accuracy_drop"] for c in drop if c["accuracy_drop"] is not None], True),
+        },
+        "by_attack": {a: (by_attack.get(a) or {}).get("strategy") for a in attacks},
     }
+
+
+def _verdict_title(rec: Mapping[str, Any]) -> str:
+    """``Recommendation: Krum (decided)`` (as the markdown's title, without its emphasis)."""
+    return recommendation_title(rec).replace("**", "") if rec else ""
 
 
 # --------------------------------------------------------------------------- drawing
@@ -298,6 +515,10 @@ def robustness_data(comparison: Mapping[str, Any]) -> dict[str, Any]:
 #: Rough size of 8 pt text in inches (for the fixed layouts; a layout engine costs ~0.3 s).
 CHAR_W = 0.068
 LINE_H = 0.15
+#: Where the notes of clipped lines start under a panel (below its round labels), and
+#: their line height, in points.
+NOTE_OFFSET_PT = 34
+NOTE_PT = 11
 
 
 def _require_matplotlib() -> None:
@@ -336,98 +557,188 @@ def _sweep_name(comparison: Mapping[str, Any]) -> str:
     return Path(raw).name or raw or "sweep"
 
 
-def _nan(values: Sequence[float | None], scale: float = 1.0) -> list[float]:
-    return [math.nan if v is None else v * scale for v in values]
+def _wrap(text: str, width: int) -> list[str]:
+    """A label broken after ``:`` and ``,`` into lines of about ``width`` characters."""
+    tokens, token = [], ""
+    for char in text:
+        token += char
+        if char in ":,":
+            tokens.append(token)
+            token = ""
+    if token:
+        tokens.append(token)
+    lines = [""]
+    for token in tokens:
+        if lines[-1] and len(lines[-1]) + len(token) > width:
+            lines.append("")
+        lines[-1] += token
+    return lines
 
 
-def _line_label(line: Mapping[str, Any]) -> str:
-    """``FedAvg`` / ``FedAvg · gaussian_noise:sigma=10.0``, plus ``(n=3)`` with repeats."""
-    label = str(line["strategy"])
-    if line["attacked"]:
-        label += f" · {line['attack']}"
-    return label + (f" (n={line['repeats']})" if line["repeats"] > 1 else "")
+def _condition_title(condition: str) -> str:
+    return "no attack" if condition == NO_ATTACK else condition
+
+
+def _percent(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else 100 * v for v in values]
+
+
+def _draw_line(ax: Any, line: Mapping[str, Any], recommended: bool) -> None:
+    """One strategy's mean accuracy (%) with its ± std band."""
+    mean = _percent(line["accuracy_mean"])
+    width, order = (2.8, 4) if recommended else (1.5, 2)
+    ax.plot(
+        line["rounds"], mean, color=line["colour"], ls=line["linestyle"], lw=width, zorder=order
+    )
+    if line["band"]:
+        sd = [0.0 if s is None else 100 * s for s in line["accuracy_std"]]
+        low = [m - s for m, s in zip(mean, sd, strict=True)]
+        high = [m + s for m, s in zip(mean, sd, strict=True)]
+        alpha = 0.16 if recommended else 0.08
+        ax.fill_between(line["rounds"], low, high, color=line["colour"], alpha=alpha, lw=0)
+
+
+def _draw_clipped(ax: Any, lines: Sequence[Mapping[str, Any]], low: float) -> None:
+    """▼ on the bottom edge for each line that ends below the axis, listed under the panel."""
+    clipped = [line for line in lines if line["clipped"]]
+    for k, line in enumerate(clipped):
+        ax.plot(
+            [line["rounds"][-1]],
+            [100 * low],
+            marker="v",
+            ms=8,
+            color=line["colour"],
+            clip_on=False,
+            zorder=5,
+        )
+        broke = line["diverged"] and line["diverged"] == line["repeats"]
+        value = "diverged" if broke else pct(line["final_accuracy"])
+        ax.annotate(
+            f"▼ {line['strategy']}: {value}",
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -NOTE_OFFSET_PT - NOTE_PT * k),
+            textcoords="offset points",
+            va="top",
+            fontsize=7.5,
+            color=line["colour"],
+            weight="bold",
+        )
+
+
+def _clipped_count(panel: Mapping[str, Any]) -> int:
+    return sum(line["clipped"] for line in panel["lines"])
+
+
+def _draw_panel(
+    ax: Any, panel: Mapping[str, Any], data: Mapping[str, Any], recommended: str | None
+) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for first, last in panel["attack_windows"]:
+        ax.axvspan(first - 0.5, last + 0.5, color="0.5", alpha=0.14, lw=0)
+    for line in panel["lines"]:
+        _draw_line(ax, line, line["strategy"] == recommended)
+    low, high = data["limits"]
+    _draw_clipped(ax, panel["lines"], low)
+    if not panel["lines"]:
+        ax.text(0.5, 0.5, "no finished run", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(100 * low, 100 * high)
+    if data["rounds"]:
+        ax.set_xlim(0.75, data["rounds"] + 0.25)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=8)
+    ax.grid(True, alpha=0.3)
+    title = "\n".join(_wrap(_condition_title(panel["condition"]), 44))
+    ax.set_title(title, fontsize=9)
+
+
+def _legend(fig: Any, data: Mapping[str, Any], x: float, top: float) -> None:
+    """One legend for every panel, right of the grid, the recommended strategy in bold."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [
+        Line2D([], [], color=s["colour"], ls=s["linestyle"], lw=2.8 if s["recommended"] else 1.5)
+        for s in data["strategies"]
+    ]
+    labels = [s["label"] for s in data["strategies"]]
+    if any(panel["attack_windows"] for panel in data["panels"]):
+        handles.append(Patch(color="0.5", alpha=0.25))
+        labels.append("attack active")
+    if any(line["clipped"] for panel in data["panels"] for line in panel["lines"]):
+        handles.append(Line2D([], [], color="0.3", marker="v", ls=""))
+        labels.append("final value below the axis")
+    fw, fh = fig.get_size_inches()
+    legend = fig.legend(
+        handles,
+        labels,
+        loc="upper left",
+        bbox_to_anchor=(x / fw, top / fh),
+        fontsize=8,
+        title="strategy (rank)",
+        title_fontsize=8,
+        frameon=False,
+        alignment="left",
+    )
+    for text, style in zip(legend.get_texts(), data["strategies"], strict=False):
+        if style["recommended"]:
+            text.set_fontweight("bold")
 
 
 def plot_curves(sweep_dir: Path, comparison: Mapping[str, Any]) -> Plot:
-    """``curves.png``: test loss and accuracy per round, one line per cell (see module doc).
+    """``curves.png``: accuracy per round, one panel per condition (see the module doc).
 
     Raises ``ImportError`` without matplotlib and :class:`NothingToPlotError` when no
     finished run has a rounds.csv.
     """
     data = curve_data(sweep_dir, comparison)
-    lines = data["lines"]
-    if not lines:
+    panels = data["panels"]
+    if not any(panel["lines"] for panel in panels):
         raise NothingToPlotError("no finished run has per-round results")
     _require_matplotlib()
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator
-
-    labels = [_line_label(line) for line in lines]
-    windows = [f"attack active: rounds {w['first']}–{w['last']}" for w in data["attack_windows"]]
-    width = 12.0
-    longest = max(len(text) for text in labels + windows)
-    ncols = max(1, min(3, int((width - 0.5) // (0.7 + 0.058 * longest))))
-    legend_rows = math.ceil((len(labels) + len(windows)) / ncols)
-    legend_h = 0.2 + LINE_H * 1.35 * legend_rows
-    plot_h, top, bottom = 3.7, 0.75, 0.55 + legend_h
-    fig = _figure(width, top + plot_h + bottom)
-    panel_w = (width - 0.8 - 0.75 - 0.25) / 2
-    ax_loss = _axes(fig, 0.8, bottom, panel_w, plot_h)
-    ax_acc = _axes(fig, 0.8 + panel_w + 0.75, bottom, panel_w, plot_h)
-    for ax in (ax_loss, ax_acc):
-        for window in data["attack_windows"]:
-            ax.axvspan(window["first"] - 0.5, window["last"] + 0.5, color="0.5", alpha=0.12, lw=0)
-    for line, label in zip(lines, labels, strict=True):
-        style = {
-            "color": line["colour"],
-            "linestyle": line["_style"],
-            "linewidth": 2.0 if not line["attacked"] else 1.6,
-        }
-        for ax, key, scale in ((ax_loss, "loss", 1.0), (ax_acc, "accuracy", 100.0)):
-            mean = _nan(line[f"{key}_mean"], scale)
-            ax.plot(line["rounds"], mean, label=label if ax is ax_loss else None, **style)
-            std = line[f"{key}_std"]
-            if any(s is not None for s in std):
-                sd = [0.0 if s is None else s * scale for s in std]
-                low = [m - s for m, s in zip(mean, sd, strict=True)]
-                high = [m + s for m, s in zip(mean, sd, strict=True)]
-                if key == "loss" and data["loss_scale"] == "log":
-                    # a band may not reach zero on a log axis: keep it above half the mean
-                    low = [max(lo, 0.5 * m) for lo, m in zip(low, mean, strict=True)]
-                ax.fill_between(line["rounds"], low, high, color=line["colour"], alpha=0.15, lw=0)
-    ax_loss.set_title("Test loss" + (" (log scale)" if data["loss_scale"] == "log" else ""))
-    ax_loss.set_ylabel("loss")
-    if data["loss_scale"] == "log":
-        ax_loss.set_yscale("log")
-    ax_acc.set_title("Test accuracy")
-    ax_acc.set_ylabel("accuracy (%)")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("round")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
-    handles, labels = ax_loss.get_legend_handles_labels()
-    handles += [Patch(color="0.5", alpha=0.25) for _ in windows]
-    labels += windows
-    fig.legend(
-        handles,
-        labels,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.1 / fig.get_size_inches()[1]),
-        ncols=ncols,
-        fontsize=8,
-        frameon=False,
+    recommended = _recommendation(comparison).get("strategy")
+    ncols = min(MAX_COLUMNS, len(panels))
+    rows = [panels[i : i + ncols] for i in range(0, len(panels), ncols)]
+    title_lines = max(len(_wrap(_condition_title(p["condition"]), 44)) for p in panels)
+    panel_w, panel_h, gap_x = 3.3, 2.3, 0.25
+    below = 0.5  # round tick labels and the "round" label
+    heights = [
+        panel_h + below + 0.17 * title_lines + max(_clipped_count(p) for p in row) * NOTE_PT / 72
+        for row in rows
+    ]
+    longest = max(len(s["label"]) for s in data["strategies"])
+    legend_w = 0.6 + CHAR_W * max(longest, 26)
+    left, top, bottom = 0.75, 0.85, 0.1
+    grid_w = ncols * panel_w + (ncols - 1) * gap_x
+    height = top + sum(heights) + bottom
+    fig = _figure(left + grid_w + 0.2 + legend_w, height)
+    y_top = height - top
+    for row, row_height in zip(rows, heights, strict=True):
+        y = y_top - 0.17 * title_lines - panel_h
+        for col, panel in enumerate(row):
+            ax = _axes(fig, left + col * (panel_w + gap_x), y, panel_w, panel_h)
+            _draw_panel(ax, panel, data, recommended)
+            ax.set_xlabel("round", fontsize=9)
+            if col == 0:
+                ax.set_ylabel("test accuracy (%)", fontsize=9)
+            else:
+                ax.tick_params(labelleft=False)
+        y_top -= row_height
+    _legend(fig, data, left + grid_w + 0.2, height - top)
+    suffix = f", mean ± std over {data['repeats']} repeats" if data["repeats"] > 1 else ""
+    fig.suptitle(
+        f"{_sweep_name(comparison)}: test accuracy per round, one panel per condition{suffix}",
+        x=0.02,
+        y=1 - 0.12 / height,
+        ha="left",
+        va="top",
+        fontsize=11,
     )
-    repeats = max(line["repeats"] for line in lines)
-    suffix = f" (mean ± std over {repeats} repeats)" if repeats > 1 else ""
-    fig.suptitle(f"{_sweep_name(comparison)}: test loss and accuracy per round{suffix}", y=0.985)
-    png = _png(fig)
-    public = {**data, "lines": [{k: v for k, v in ln.items() if k != "_style"} for ln in lines]}
-    return Plot(CURVES, "Loss and accuracy per round", png, public)
-
-
-def _label(text: str) -> str:
-    """An attack or strategy label broken into short lines (name, then one parameter a line)."""
-    return re.sub(r"[:,]", "\n", text)
+    title = _verdict_title(_recommendation(comparison))
+    if title:
+        fig.text(0.02, 1 - 0.45 / height, title, ha="left", va="top", fontsize=9, color="0.25")
+    return Plot(CURVES, "Test accuracy per round, one panel per condition", _png(fig), data)
 
 
 def _text_colour(rgba: Sequence[float]) -> str:
@@ -435,156 +746,194 @@ def _text_colour(rgba: Sequence[float]) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
+def _cell_text(value: str, cell: Mapping[str, Any], std: str | None = None) -> str:
+    """A cell's annotation: its mark, its value, then ± std or how many repeats diverged."""
+    mark = {"best": "★ ", "tied": "☆ "}.get(cell["mark"] or "", "")
+    if cell["diverged"] and cell["diverged"] == cell["repeats"]:
+        return mark + "diverged"
+    second = f"{cell['diverged']}/{cell['repeats']} div" if cell["diverged"] else std
+    return mark + value + (f"\n{second}" if second else "")
+
+
+def _accuracy_text(cell: Mapping[str, Any]) -> str:
+    if cell["accuracy"] is None:
+        return "–"
+    std = None if cell["accuracy_std"] is None else f"±{100 * cell['accuracy_std']:.1f}"
+    return _cell_text(f"{100 * cell['accuracy']:.1f}%", cell, std)
+
+
+def _drop_text(cell: Mapping[str, Any]) -> str:
+    return "–" if cell["accuracy_drop"] is None else _cell_text(pp(cell["accuracy_drop"]), cell)
+
+
 def _heatmap(
     ax: Any,
     values: list[list[float]],
     texts: list[list[str]],
-    marks: list[list[bool]],
+    bold: list[list[bool]],
     norm: Any,
     cmap: str,
-    rows: Sequence[str],
-    cols: Sequence[str],
 ) -> Any:
-    """One annotated heatmap; marked cells get a ★ and a black frame."""
-    import matplotlib as mpl
-    from matplotlib.patches import Rectangle
+    """One annotated heatmap; ``bold`` cells are the marked ones.
 
-    colormap = mpl.colormaps[cmap].with_extremes(bad="#e6e6e6")
-    image = ax.imshow(values, cmap=colormap, norm=norm, aspect="auto")
-    ax.set_xticks(range(len(cols)), [_label(c) for c in cols], fontsize=8)
-    ax.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)
-    ax.tick_params(top=False, bottom=True, length=0)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            value = values[i][j]
-            colour = "0.35" if value != value else _text_colour(colormap(norm(value)))
-            weight = "bold" if marks[i][j] else "normal"
-            text = ("★ " if marks[i][j] else "") + texts[i][j]
-            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour, weight=weight)
-            if marks[i][j]:
-                ax.add_patch(
-                    Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, lw=2, ec="black")
-                )
+    Missing values are light grey; values beyond the colour limits take a darker shade
+    of the end colour (:data:`BEYOND`), as does the colour bar's extension.
+    """
+    import matplotlib as mpl
+
+    low, high = BEYOND[cmap]
+    colormap = mpl.colormaps[cmap].with_extremes(bad="#e6e6e6", under=low, over=high)
+    image = ax.imshow(values, cmap=colormap, norm=norm, aspect="auto", interpolation="nearest")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            colour = "0.35" if math.isnan(value) else _text_colour(colormap(norm(value)))
+            weight = "bold" if bold[i][j] else "normal"
+            ax.text(
+                j, i, texts[i][j], ha="center", va="center", fontsize=8, color=colour, weight=weight
+            )
     return image
 
 
-def plot_robustness(comparison: Mapping[str, Any]) -> Plot:
-    """``robustness.png``: strategy × attack heatmaps of final accuracy and loss increase.
+def _box_row(ax: Any, row: int | None, ncols: int) -> None:
+    """A frame around the recommended row."""
+    if row is None:
+        return
+    from matplotlib.patches import Rectangle
 
-    Raises ``ImportError`` without matplotlib and :class:`NothingToPlotError` when the
-    ranking is empty.
+    ax.add_patch(
+        Rectangle((-0.47, row - 0.47), ncols - 0.06, 0.94, fill=False, lw=2.5, ec="black", zorder=3)
+    )
+
+
+def _grid(
+    cells: Sequence[Mapping[str, Any]], key: str, ncols: int, text: Any
+) -> tuple[list[list[float]], list[list[str]], list[list[bool]]]:
+    """Row-major cells as ``(values in %, texts, marked)`` matrices for :func:`_heatmap`."""
+    values, texts, bold = [], [], []
+    for start in range(0, len(cells), ncols):
+        row = cells[start : start + ncols]
+        values.append([math.nan if c[key] is None else 100 * c[key] for c in row])
+        texts.append([text(c) for c in row])
+        bold.append([c["mark"] is not None for c in row])
+    return values, texts, bold
+
+
+def _colorbar(fig: Any, image: Any, cax: Any, label: str, extend: str) -> None:
+    bar = fig.colorbar(image, cax=cax, extend=extend)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+
+
+def _column_labels(columns: Sequence[str]) -> list[str]:
+    names = {NO_ATTACK: "no attack", WORST_CASE: "worst case"}
+    return ["\n".join(_wrap(names.get(c, c), 16)) for c in columns]
+
+
+def _row_labels(data: Mapping[str, Any]) -> list[str]:
+    labels = []
+    for strategy in data["strategies"]:
+        label = "\n".join(_wrap(strategy, 22))
+        if strategy == data["recommended"]:
+            label = "▶ " + label
+        elif strategy in data["incomplete"]:
+            label += "\n(incomplete)"
+        labels.append(label)
+    return labels
+
+
+def _style_axes(ax: Any, data: Mapping[str, Any], columns: Sequence[str], labels: bool) -> None:
+    ax.set_xticks(range(len(columns)), _column_labels(columns), fontsize=8)
+    ax.set_yticks(range(len(data["strategies"])), _row_labels(data) if labels else [])
+    ax.tick_params(length=0, labelsize=8)
+    if labels and data["recommended_row"] is not None:
+        ax.get_yticklabels()[data["recommended_row"]].set_fontweight("bold")
+
+
+def plot_robustness(comparison: Mapping[str, Any]) -> Plot:
+    """``robustness.png``: final accuracy (with the worst case) and accuracy drop heatmaps.
+
+    Raises ``ImportError`` without matplotlib and :class:`NothingToPlotError` when no
+    strategy has a finished cell.
     """
     data = robustness_data(comparison)
-    strategies, attacks = data["strategies"], data["attacks"]
-    if not strategies:
+    strategies, columns = data["strategies"], data["columns"]
+    if not any(c["accuracy"] is not None for c in data["accuracy"]["cells"]):
         raise NothingToPlotError("no cell finished")
     _require_matplotlib()
-    from matplotlib.colors import Normalize, SymLogNorm
-    from matplotlib.ticker import FuncFormatter, NullLocator
+    from matplotlib.colors import Normalize
 
-    cells = {(c["strategy"], c["attack"]): c for c in data["cells"]}
-    attacked = [a for a in attacks if a != NO_ATTACK]
-    with_increase = any(c["loss_increase"] is not None for c in data["cells"])
-    panels = 2 if with_increase and attacked else 1
-    x_lines = [_label(a).split("\n") for a in attacks]
-    y_lines = [_label(s).split("\n") for s in strategies]
-    col_w = max(1.0, 0.25 + CHAR_W * max(len(t) for lines in x_lines for t in lines))
-    row_h = max(0.5, 0.12 + LINE_H * max(len(lines) for lines in y_lines))
-    left = 0.3 + CHAR_W * max(len(t) for lines in y_lines for t in lines)
-    bottom = 0.45 + LINE_H * max(len(lines) for lines in x_lines)
-    top, bar = 0.85, 1.15  # suptitle + two-line axes title; colorbar with its labels
-    grid_h = max(row_h * len(strategies), 2.7 - bottom - top)  # one row: still readable
-    widths = [col_w * len(attacks)] + ([col_w * len(attacked)] if panels == 2 else [])
-    width = max(6.0, left + sum(w + bar for w in widths) + 0.4 * (panels - 1) + 0.3)
-    fig = _figure(width, bottom + grid_h + top)
-    axes, bars, x = [], [], left
+    drop = data["drop"]
+    col_lines = [line for label in _column_labels(columns) for line in label.split("\n")]
+    row_labels = _row_labels(data)
+    col_w = max(0.85, 0.15 + CHAR_W * max(len(t) for t in col_lines))
+    row_h = max(0.45, 0.12 + LINE_H * max(label.count("\n") + 1 for label in row_labels))
+    left = 0.35 + CHAR_W * max(len(t) for label in row_labels for t in label.split("\n"))
+    bottom = 0.3 + LINE_H * max(label.count("\n") + 1 for label in _column_labels(columns))
+    top, bar = 1.2, 1.05  # title + subtitle + two-line axes title; colour bar with its labels
+    grid_h = max(row_h * len(strategies), 2.2)  # at least its colour bar's label
+    counts = [len(columns)] + ([len(drop["attacks"])] if drop else [])
+    widths = [max(col_w * n, 2.6) for n in counts]  # at least its title
+    width = max(7.0, left + sum(w + bar for w in widths) + 0.3 * (len(widths) - 1) + 0.2)
+    height = bottom + grid_h + top
+    fig = _figure(width, height)
+    x = left
+    panels = []
     for w in widths:
-        axes.append(_axes(fig, x, bottom, w, grid_h))
-        bars.append(_axes(fig, x + w + 0.15, bottom, 0.15, grid_h))
-        x += w + bar + 0.4
+        panels.append(
+            (_axes(fig, x, bottom, w, grid_h), _axes(fig, x + w + 0.12, bottom, 0.14, grid_h))
+        )
+        x += w + bar + 0.3
 
-    acc_values: list[list[float]] = []
-    acc_texts: list[list[str]] = []
-    acc_marks: list[list[bool]] = []
-    for s in strategies:
-        acc_values.append([])
-        acc_texts.append([])
-        acc_marks.append([])
-        for a in attacks:
-            cell = cells.get((s, a))
-            acc = None if cell is None else cell["final_accuracy"]
-            acc_values[-1].append(math.nan if acc is None else 100 * acc)
-            std = None if cell is None else cell["final_accuracy_std"]
-            text = "–" if acc is None else f"{100 * acc:.1f}%"
-            if std is not None:
-                text += f"\n±{100 * std:.1f}"
-            acc_texts[-1].append(text)
-            acc_marks[-1].append(bool(cell and cell["best_accuracy"]))
-    finite = [v for row in acc_values for v in row if v == v]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 100.0)
-    if high - low < 1e-9:
-        low, high = low - 1.0, high + 1.0
-    image = _heatmap(
-        axes[0],
-        acc_values,
-        acc_texts,
-        acc_marks,
-        Normalize(low, high),
-        "RdYlGn",
-        strategies,
-        attacks,
+    ax, cax = panels[0]
+    accuracy = data["accuracy"]
+    values, texts, bold = _grid(accuracy["cells"], "accuracy", len(columns), _accuracy_text)
+    low, high = (100 * v for v in accuracy["limits"])
+    image = _heatmap(ax, values, texts, bold, Normalize(low, high), "RdYlGn")
+    _colorbar(fig, image, cax, "final accuracy (%)", accuracy["extend"])
+    if columns[-1] == WORST_CASE:
+        ax.axvline(len(columns) - 1.5, color="white", lw=4)
+    _box_row(ax, data["recommended_row"], len(columns))
+    _style_axes(ax, data, columns, labels=True)
+    ax.set_title(
+        "Final test accuracy (mean over repeats)\n★ best under the attack · ☆ within noise of it",
+        fontsize=9,
     )
-    fig.colorbar(image, cax=bars[0], label="final accuracy (%)")
-    axes[0].set_title("Final test accuracy\n★ highest under each attack", fontsize=10)
-    axes[0].set_xlabel("attack")
 
-    if panels == 2:
-        inc_values: list[list[float]] = []
-        inc_texts: list[list[str]] = []
-        inc_marks: list[list[bool]] = []
-        for s in strategies:
-            inc_values.append([])
-            inc_texts.append([])
-            inc_marks.append([])
-            for a in attacked:
-                cell = cells.get((s, a))
-                inc = None if cell is None else cell["loss_increase"]
-                inc_values[-1].append(math.nan if inc is None else inc)
-                inc_texts[-1].append("–" if inc is None else f"{inc:+.3g}")
-                inc_marks[-1].append(bool(cell and cell["most_robust"]))
-        finite = [abs(v) for row in inc_values for v in row if v == v]
-        top = max(finite) if finite and max(finite) > 0 else 1.0
-        norm = SymLogNorm(linthresh=min(0.01, top), vmin=-top, vmax=top, base=10)
-        image = _heatmap(
-            axes[1], inc_values, inc_texts, inc_marks, norm, "RdYlGn_r", strategies, attacked
+    if drop:
+        ax, cax = panels[1]
+        attacks = drop["attacks"]
+        values, texts, bold = _grid(drop["cells"], "accuracy_drop", len(attacks), _drop_text)
+        low, high = (100 * v for v in drop["limits"])
+        image = _heatmap(ax, values, texts, bold, Normalize(low, high), "RdYlGn_r")
+        _colorbar(fig, image, cax, "accuracy drop (pp, + = worse)", drop["extend"])
+        _box_row(ax, data["recommended_row"], len(attacks))
+        _style_axes(ax, data, attacks, labels=False)
+        ax.set_title(
+            "Accuracy drop vs the strategy's clean run\n(+ = worse) ★ best under the attack",
+            fontsize=9,
         )
-        colorbar = fig.colorbar(image, cax=bars[1], label="final loss − baseline's")
-        colorbar.set_ticks([-top, 0.0, top] if top > 0 else [0.0])
-        colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.3g}" if v else "0"))
-        colorbar.ax.yaxis.set_minor_locator(NullLocator())
-        axes[1].set_title(
-            "Loss increase over the strategy's baseline\n★ most robust (smallest increase)",
-            fontsize=10,
+    fig.suptitle(
+        f"{_sweep_name(comparison)}: robustness by strategy and condition",
+        x=0.02,
+        y=1 - 0.1 / height,
+        ha="left",
+        va="top",
+        fontsize=11,
+    )
+    if data["title"]:
+        fig.text(
+            0.02,
+            1 - 0.4 / height,
+            f"{data['title']} · ▶ boxed row: the recommendation",
+            ha="left",
+            va="top",
+            fontsize=9,
+            color="0.25",
         )
-        axes[1].set_xlabel("attack")
-        axes[1].tick_params(labelleft=False)  # the rows of the first panel
-    fig.suptitle(f"{_sweep_name(comparison)}: robustness by strategy and attack", y=0.985)
-    return Plot(ROBUSTNESS, "Robustness: strategy × attack", _png(fig), data)
+    return Plot(ROBUSTNESS, "Robustness: strategy × condition", _png(fig), data)
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` through a temp file in the same directory and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _reason(exc: BaseException) -> str:
@@ -632,7 +981,7 @@ def write_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[Pl
     written: list[Plot] = []
     for plot in plots:
         try:
-            _write_bytes(sweep_dir / plot.file, plot.png)
+            atomic_write_bytes(sweep_dir / plot.file, plot.png)
             written.append(plot)
         except OSError as exc:
             notes.append(f"{plot.file} not written: {exc}")

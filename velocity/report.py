@@ -1,4 +1,4 @@
-r"""The ranked verdict of a sweep: ``comparison.json`` and ``comparison.md``, from files only.
+r"""The verdict of a sweep: ``comparison.json``, ``comparison.md`` and ``results.csv``, from files.
 
 Everything here is a pure function of the files in a sweep directory (see
 ``docs/files.md``): each run directory's ``config.json``, ``summary.json`` and
@@ -6,73 +6,38 @@ Everything here is a pure function of the files in a sweep directory (see
 ``velocity compare DIR`` re-renders the same verdict at any time, and the MCP
 server reads ``comparison.json`` without running anything.
 
+The comparison opens with the **recommendation** (:mod:`velocity.verdict`): the
+strategy whose worst case over {no attack} ∪ the sweep's attacks is best, paired by
+seed, with its noise test, the binding attack, the price of robustness and a
+one-sentence reason. A run that *diverged* counts as accuracy 0 (the strategy
+broke); a run that failed for another reason (crash, killed) leaves its cell
+incomplete. Then, per attack, the strategy with the best accuracy under it (ties
+listed) with its drop from its own clean run and the non-robust reference's (e.g.
+FedAvg's) for context.
+
 Runs are grouped into *cells* by :attr:`velocity.spec.RunSpec.cell` (the run name
 without its ``__r<k>`` repeat suffix); a cell's repeats are summarised as mean ±
-sample standard deviation (ddof=1; null with one repeat). Cells are ranked by mean
-final loss, lowest first. With repeats, when the runner-up's mean differs from the
-top's by less than twice the combined standard error,
+sample standard deviation (ddof=1; null with one repeat). The cell table is ranked
+by ``rank_by`` (final accuracy, highest first, by default; or final loss). The
+*winner* line of the first version stays — the cell with the lowest final loss, which
+is usually a no-attack run and says so — and, with repeats, when the runner-up's
+mean loss differs from the top's by less than twice the combined standard error,
 
 .. math:: |m_1 - m_2| < 2\sqrt{s_1^2/n_1 + s_2^2/n_2}
 
-where :math:`m_i`, :math:`s_i`, :math:`n_i` are a cell's mean final loss, its
-sample standard deviation and its number of finished repeats, the top is reported
-as *within noise* instead of as a winner. An attacked cell's robustness is its
-``loss_increase``: its mean final loss minus that of the same strategy with no
-attack (its *baseline*).
+(:math:`m_i`, :math:`s_i`, :math:`n_i`: a cell's mean final loss, its sample
+standard deviation and its finished repeats) the top is reported *within noise*.
+Accuracy drops and loss increases are always "positive = worse".
 
-``comparison.json``::
-
-    {
-      "sweep_dir": str,                  # as given to build_comparison
-      "generated_at": ISO-8601 UTC,
-      "header": {
-        "state": str | null,             # status.json state
-        "runs_total": int,               # done + failed + not_run
-        "runs_done": int, "runs_failed": int, "runs_not_run": int,
-        "cells": int,                    # ranked cells (at least one run done)
-        "repeats": int,                  # plan.json repeats, else the most repeats of a cell
-        "parallel": int | null,          # argument, else plan.json parallel
-        "wall_s": float | null,          # argument, else status.json elapsed_s
-        "serial_s": float,               # Σ elapsed_s of every run that wrote a summary
-        "speedup": float | null,         # serial_s / wall_s
-        "rounds": int | [int] | null,    # one value when shared by every run, else the values
-        "clients": int | [int] | null,
-        "dataset": str | [str] | null,
-        "model": str | [str] | null
-      },
-      "ranking": [                       # one entry per cell, best first
-        {"rank": int, "run": str,        # the cell name (= the run name with one repeat)
-         "runs": [str],                  # the finished runs of the cell
-         "strategy": str, "attack": str, # labels, e.g. "Krum:f=2", "none", "alie+label_flip"
-         "repeats": int,                 # finished repeats
-         "final_loss": float | null, "final_loss_std": float | null,
-         "mean_loss": float | null,
-         "final_accuracy": float | null, "final_accuracy_std": float | null,  # fractions
-         "elapsed_s": float | null,      # mean over repeats
-         "loss_increase": float | null,  # vs the same strategy's baseline cell; null if none
-         "accuracy_drop": float | null,  # baseline accuracy − this accuracy (fraction)
-         "detection": {"kept_honest", "kept_byzantine", "excluded_honest",
-                       "excluded_byzantine": int} | null}   # summed over repeats
-      ],
-      "winner": str | null,              # ranking[0].run; check winner_within_noise
-      "winner_within_noise": bool,
-      "tied_with": [str],                # the top cell and every cell within noise of it
-      "most_robust": {
-        "by_attack": {attack: {"strategy", "run", "baseline": str,
-                               "loss_increase": float, "accuracy_drop": float | null}
-                              | null},   # null: no strategy has a baseline and this attack
-        "overall": {"strategy": str, "mean_loss_increase": float, "attacks": [str]} | null
-      },
-      "failed": [{"run": str, "error": str}],
-      "not_run": [{"run": str, "state": str}],   # pending / cancelled / still running
-      "caveats": [str]
-    }
+The schema of ``comparison.json`` is in ``docs/files.md``; its recommendation and
+per-attack entries are the pydantic models of :mod:`velocity.verdict`.
 
 API: :func:`build_comparison` (the dict), :func:`render_markdown`,
 :func:`render_console`, :func:`write_comparison` (builds and writes both files
-atomically), and :func:`render_all`, the one entry point of the end of a sweep,
-``velocity compare`` and ``velocity report``: the comparison files plus the
-pictures (:mod:`velocity.plots`) and ``report.html`` (:mod:`velocity.html_report`).
+atomically), and :func:`render_all`, the one entry point of the end of a sweep and
+of ``velocity compare`` / ``velocity report``: ``results.csv`` (:mod:`velocity.results`),
+the comparison files, the pictures (:mod:`velocity.plots`) and ``report.html``
+(:mod:`velocity.html_report`).
 """
 
 from __future__ import annotations
@@ -82,43 +47,79 @@ import json
 import math
 import statistics
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from velocity.fmt import cell_accuracy, num, pct, pp, seconds, signed, with_std
 from velocity.runio import atomic_write_json, atomic_write_text
 from velocity.runio import finite_float as _float
-from velocity.spec import RunSpec
+from velocity.spec import RunSpec, cell_of
+from velocity.verdict import (
+    NO_ATTACK,
+    RANK_BY,
+    Gap,
+    Observation,
+    RankBy,
+    Recommendation,
+    best_under_attacks,
+    ceiling_caveat,
+    recommend,
+    sweep_conditions,
+)
 
 if TYPE_CHECKING:
     from velocity.plots import Plot
 
 DETECTION_KEYS = ("kept_honest", "kept_byzantine", "excluded_honest", "excluded_byzantine")
-NO_ATTACK = "none"
-_MINUS = "\u2212"
+DEFAULT_RANK_BY: RankBy = "accuracy"
 
 
 @dataclass
-class _Run:
-    """One run directory, as read from its files."""
+class RunFiles:
+    """One run directory (or a planned run without one), as read from its files."""
 
     name: str
     cell: str
     strategy: str
     attack: str
     config: dict[str, Any]
-    done: bool = False
+    spec: RunSpec | None = None  # None when the config no longer validates (stale)
+    status: str = "failed"  # done | diverged | failed | pending | cancelled | running
     error: str | None = None
-    not_run_state: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
     final_loss: float | None = None
     final_accuracy: float | None = None
     mean_loss: float | None = None
     elapsed_s: float | None = None
     detection: dict[str, int] | None = None
-    diverged: bool = False
-    stale: bool = False
+    max_byzantine: int | None = None  # most attacked clients in one round (rounds.csv)
+
+    @property
+    def finished(self) -> bool:
+        """A result: done, or diverged (the strategy broke)."""
+        return self.status in ("done", "diverged")
+
+    @property
+    def not_run(self) -> bool:
+        return self.status in ("pending", "cancelled", "running")
+
+    @property
+    def seed(self) -> int:
+        seed = self.config.get("seed")
+        return seed if isinstance(seed, int) else 0
+
+    @property
+    def repeat(self) -> int:
+        repeat = self.config.get("repeat")
+        return repeat if isinstance(repeat, int) else 0
+
+    @property
+    def stale(self) -> bool:
+        return self.spec is None and bool(self.config)
 
 
 @dataclass
@@ -128,11 +129,15 @@ class _Cell:
     name: str
     strategy: str
     attack: str
-    runs: list[_Run] = field(default_factory=list)
+    runs: list[RunFiles] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
-        loss, loss_std = _mean_std([r.final_loss for r in self.runs])
-        acc, acc_std = _mean_std([r.final_accuracy for r in self.runs])
+        diverged = sum(r.status == "diverged" for r in self.runs)
+        losses = [None if r.status == "diverged" else r.final_loss for r in self.runs]
+        loss, loss_std = _mean_std(losses)
+        acc, acc_std = _mean_std(
+            [0.0 if r.status == "diverged" else r.final_accuracy for r in self.runs]
+        )
         elapsed = [r.elapsed_s for r in self.runs if r.elapsed_s is not None]
         return {
             "run": self.name,
@@ -140,9 +145,10 @@ class _Cell:
             "strategy": self.strategy,
             "attack": self.attack,
             "repeats": len(self.runs),
+            "diverged": diverged,
             "final_loss": loss,
             "final_loss_std": loss_std,
-            "mean_loss": _mean_std([r.mean_loss for r in self.runs])[0],
+            "mean_loss": _mean_std([r.mean_loss for r in self.runs])[0] if not diverged else None,
             "final_accuracy": acc,
             "final_accuracy_std": acc_std,
             "elapsed_s": statistics.fmean(elapsed) if elapsed else None,
@@ -163,7 +169,7 @@ def _read_optional_json(path: Path) -> dict[str, Any]:
     """A sweep-level JSON file, or ``{}`` when absent or unreadable."""
     try:
         data = _read_json(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -177,26 +183,29 @@ def _read_rounds(path: Path) -> list[dict[str, str]]:
         return []
 
 
-def _labels(config: dict[str, Any], fallback_name: str) -> tuple[str, str, str, str, bool]:
-    """``(name, cell, strategy label, attack label, validated)`` of a run's config.
+def _labels(
+    config: dict[str, Any], fallback_name: str
+) -> tuple[str, str, str, str, RunSpec | None]:
+    """``(name, cell, strategy label, attack label, spec)`` of a run's config.
 
     A config that no longer validates against this version of velocity (a strategy
     or attack renamed since the sweep ran) is still reported, with labels taken from
-    the raw JSON, so an old sweep directory always renders.
+    the raw JSON and no spec, so an old sweep directory always renders.
     """
     name = str(config.get("name") or fallback_name)
-    cell = RunSpec.model_construct(name=name).cell  # the name rule only; no validation
+    cell = cell_of(name)
     try:
         spec = RunSpec.model_validate(config)
     except Exception:  # any failure of a stale config must not stop the report
         strategy = config.get("strategy")
         strategy_label = str(strategy.get("type")) if isinstance(strategy, dict) else str(strategy)
+        strategy_label = strategy_label if strategy else "?"
         attacks = config.get("attacks") or []
         attack_label = "+".join(
             str(a.get("type")) if isinstance(a, dict) else str(a) for a in attacks
         )
-        return name, cell, strategy_label, attack_label or NO_ATTACK, False
-    return spec.name, spec.cell, spec.strategy.label(), spec.attack_label, True
+        return name, cell, strategy_label, attack_label or NO_ATTACK, None
+    return spec.name, spec.cell, spec.strategy.label(), spec.attack_label, spec
 
 
 def _last_round_note(rounds: list[dict[str, str]], config: dict[str, Any]) -> str:
@@ -220,13 +229,13 @@ def _rounds_detection(rounds: list[dict[str, str]]) -> dict[str, int] | None:
     return totals if seen else None
 
 
-def _apply_summary(run: _Run, summary: dict[str, Any], rounds: list[dict[str, str]]) -> None:
+def _apply_summary(run: RunFiles, summary: dict[str, Any], rounds: list[dict[str, str]]) -> None:
     """Fill a run's metrics from its summary, falling back to ``rounds.csv``."""
     losses = [_float(row.get("global_loss")) for row in rounds]
+    run.summary = summary
     run.final_loss = _float(summary.get("final_loss"))
     if run.final_loss is None and losses and losses[-1] is not None:
         run.final_loss = losses[-1]
-    run.diverged = run.final_loss is None and bool(rounds)
     run.mean_loss = _float(summary.get("mean_loss"))
     if run.mean_loss is None and losses and None not in losses:
         run.mean_loss = statistics.fmean(x for x in losses if x is not None)
@@ -239,20 +248,32 @@ def _apply_summary(run: _Run, summary: dict[str, Any], rounds: list[dict[str, st
         run.detection = {k: int(detection.get(k) or 0) for k in DETECTION_KEYS}
     else:
         run.detection = _rounds_detection(rounds)
+    attacked = [_float(row.get("byzantine")) for row in rounds]
+    run.max_byzantine = int(max((a for a in attacked if a is not None), default=0))
 
 
-def _read_run(run_dir: Path, status_runs: Mapping[str, Any], sweep_state: str | None) -> _Run:
-    """One run directory: its labels, whether it finished, and its metrics or error."""
+def _status_of(summary: dict[str, Any], rounds: list[dict[str, str]]) -> str:
+    """``done``, ``diverged`` or ``failed``; an old sweep's done run with a non-finite
+    final loss (written before velocity had a diverged state) is diverged."""
+    status = summary.get("status")
+    if status == "done" and _float(summary.get("final_loss")) is None and rounds:
+        last = rounds[-1].get("global_loss")
+        return "diverged" if _float(last) is None else "done"
+    return status if status in ("done", "diverged") else "failed"
+
+
+def _read_run(run_dir: Path, status_runs: Mapping[str, Any], sweep_state: str | None) -> RunFiles:
+    """One run directory: its labels, how it ended, and its metrics or error."""
     try:
         config = _read_json(run_dir / "config.json")
         if not isinstance(config, dict):
             raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        return _Run(
+    except (OSError, ValueError, RecursionError) as exc:
+        return RunFiles(
             run_dir.name, run_dir.name, "?", "?", {}, error=f"unreadable config.json: {exc}"
         )
-    name, cell, strategy, attack, valid = _labels(config, run_dir.name)
-    run = _Run(name, cell, strategy, attack, config, stale=not valid)
+    name, cell, strategy, attack, spec = _labels(config, run_dir.name)
+    run = RunFiles(name, cell, strategy, attack, config, spec=spec)
     rounds = _read_rounds(run_dir / "rounds.csv")
     entry = status_runs.get(name) or {}
     state = entry.get("state") if isinstance(entry, dict) else None
@@ -260,22 +281,21 @@ def _read_run(run_dir: Path, status_runs: Mapping[str, Any], sweep_state: str | 
         summary = _read_json(run_dir / "summary.json")
     except FileNotFoundError:
         if state in ("pending", "cancelled") or (state == "running" and sweep_state == "running"):
-            run.not_run_state = state
+            run.status = state
         elif state == "failed" and entry.get("error"):
             run.error = str(entry["error"])
         else:
             run.error = f"did not finish (no summary.json; {_last_round_note(rounds, config)})"
         return run
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         run.error = f"unreadable summary.json: {exc}"
         return run
     if not isinstance(summary, dict):
         run.error = "unreadable summary.json: not a JSON object"
         return run
     _apply_summary(run, summary, rounds)
-    if summary.get("status") == "done":
-        run.done = True
-    else:
+    run.status = _status_of(summary, rounds)
+    if run.status != "done":
         run.error = str(summary.get("error") or f"status {summary.get('status')!r}")
     return run
 
@@ -286,36 +306,41 @@ def _status_runs(status: dict[str, Any]) -> dict[str, Any]:
     return runs if isinstance(runs, dict) else {}
 
 
-def _read_runs(sweep_dir: Path, status: dict[str, Any]) -> list[_Run]:
-    """Every run directory (one holding ``config.json``), sorted by name."""
+def _planned_without_dir(
+    plan: dict[str, Any], status: dict[str, Any], seen: set[str]
+) -> list[RunFiles]:
+    """The runs in ``plan.json`` that have no directory: failed (their worker died
+    before writing ``config.json``, as ``status.json`` says) or not run yet."""
     status_runs = _status_runs(status)
-    return [
+    out = []
+    for config in plan.get("runs") or []:
+        name = config.get("name") if isinstance(config, dict) else None
+        if not isinstance(name, str) or name in seen:
+            continue
+        _, cell, strategy, attack, spec = _labels(config, name)
+        entry = status_runs.get(name)
+        entry = entry if isinstance(entry, dict) else {}
+        run = RunFiles(name, cell, strategy, attack, config, spec=spec)
+        if entry.get("state") == "failed":
+            run.error = str(entry.get("error") or "failed")
+        else:
+            run.status = str(entry.get("state") or "pending")
+        out.append(run)
+    return out
+
+
+def read_runs(sweep_dir: Path) -> list[RunFiles]:
+    """Every run of a sweep: each directory holding ``config.json`` (sorted by name),
+    then the planned runs that have no directory yet."""
+    sweep_dir = Path(sweep_dir)
+    plan = _read_optional_json(sweep_dir / "plan.json")
+    status = _read_optional_json(sweep_dir / "status.json")
+    status_runs = _status_runs(status)
+    runs = [
         _read_run(path.parent, status_runs, status.get("state"))
         for path in sorted(sweep_dir.glob("*/config.json"))
     ]
-
-
-def _planned_without_dir(
-    plan: dict[str, Any], status: dict[str, Any], seen: set[str]
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """``(failed, not_run)`` among the runs in ``plan.json`` that have no directory.
-
-    A run whose worker died before writing ``config.json`` is failed when
-    ``status.json`` says so; every other one has not run yet.
-    """
-    status_runs = _status_runs(status)
-    failed, not_run = [], []
-    for spec in plan.get("runs") or []:
-        name = spec.get("name") if isinstance(spec, dict) else None
-        if not isinstance(name, str) or name in seen:
-            continue
-        entry = status_runs.get(name)
-        entry = entry if isinstance(entry, dict) else {}
-        if entry.get("state") == "failed":
-            failed.append({"run": name, "error": str(entry.get("error") or "failed")})
-        else:
-            not_run.append({"run": name, "state": str(entry.get("state") or "pending")})
-    return failed, not_run
+    return runs + _planned_without_dir(plan, status, {r.name for r in runs})
 
 
 # --------------------------------------------------------------------------- statistics
@@ -336,7 +361,7 @@ def _sum_detection(items: Iterable[dict[str, int] | None]) -> dict[str, int] | N
     return {k: sum(d.get(k, 0) for d in present) for k in DETECTION_KEYS}
 
 
-def _noise(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float] | None:
+def _noise(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, float] | None:
     """``(|Δ mean|, 2·SE)`` of two cells' final losses; None unless both have repeats."""
     if a["final_loss_std"] is None or b["final_loss_std"] is None:
         return None
@@ -347,36 +372,48 @@ def _noise(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float] | None:
     return delta, 2 * se
 
 
-def _within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def _within_noise(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     noise = _noise(a, b)
     return noise is not None and (noise[0] < noise[1] or noise[0] == 0)
 
 
-def _rank(cells: list[_Cell]) -> list[dict[str, Any]]:
-    """Cell rows sorted by mean final loss (null losses last), with their rank."""
+# --------------------------------------------------------------------------- building
+
+
+def _group(runs: list[RunFiles]) -> list[_Cell]:
+    cells: dict[str, _Cell] = {}
+    for run in runs:
+        if run.finished:
+            cell = cells.setdefault(run.cell, _Cell(run.cell, run.strategy, run.attack))
+            cell.runs.append(run)
+    return list(cells.values())
+
+
+def _rank(cells: list[_Cell], rank_by: RankBy) -> list[dict[str, Any]]:
+    """Cell rows sorted by ``rank_by`` (accuracy: highest first; loss: lowest first)."""
     rows = [cell.stats() for cell in cells]
-    rows.sort(key=lambda r: (r["final_loss"] is None, r["final_loss"] or 0.0, r["run"]))
+    if rank_by == "accuracy":
+        rows.sort(
+            key=lambda r: (
+                r["final_accuracy"] is None,
+                -(r["final_accuracy"] or 0.0),
+                r["final_loss"] is None,
+                r["final_loss"] or 0.0,
+                r["run"],
+            )
+        )
+    else:
+        rows.sort(key=lambda r: (r["final_loss"] is None, r["final_loss"] or 0.0, r["run"]))
     return [{"rank": i, **row} for i, row in enumerate(rows, start=1)]
 
 
-def _baselines(rows: list[dict[str, Any]], caveats: list[str]) -> dict[str, dict[str, Any]]:
-    """Each strategy's no-attack cell (the best-ranked one when several exist)."""
+def _fill_increases(rows: list[dict[str, Any]]) -> None:
+    """Set ``loss_increase`` and ``accuracy_drop`` (positive = worse) of attacked cells
+    against the same strategy's first no-attack cell."""
     baselines: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row["attack"] != NO_ATTACK:
-            continue
-        if row["strategy"] in baselines:
-            caveats.append(
-                f"{row['strategy']} has several no-attack cells; "
-                f"{baselines[row['strategy']]['run']} is used as its baseline"
-            )
-            continue
-        baselines[row["strategy"]] = row
-    return baselines
-
-
-def _fill_increases(rows: list[dict[str, Any]], baselines: dict[str, dict[str, Any]]) -> None:
-    """Set ``loss_increase`` and ``accuracy_drop`` of attacked cells with a baseline."""
+        if row["attack"] == NO_ATTACK:
+            baselines.setdefault(row["strategy"], row)
     for row in rows:
         base = baselines.get(row["strategy"])
         if row["attack"] == NO_ATTACK or base is None:
@@ -387,71 +424,112 @@ def _fill_increases(rows: list[dict[str, Any]], baselines: dict[str, dict[str, A
             row["accuracy_drop"] = base["final_accuracy"] - row["final_accuracy"]
 
 
+def _observations(runs: Sequence[RunFiles]) -> tuple[list[Observation], list[Gap]]:
+    """The verdict's inputs: finished runs, and planned cells without a result."""
+    observations, gaps = [], []
+    for run in runs:
+        if run.finished:
+            test = run.summary.get("test_samples")
+            observations.append(
+                Observation(
+                    strategy=run.strategy,
+                    condition=run.attack,
+                    cell=run.cell,
+                    seed=run.seed,
+                    diverged=run.status == "diverged",
+                    accuracy=run.final_accuracy,
+                    loss=run.final_loss,
+                    test_samples=test if isinstance(test, int) and test > 0 else None,
+                    elapsed_s=run.elapsed_s,
+                )
+            )
+        elif run.strategy != "?":
+            reason = f"run {run.status}" if run.not_run else f"run failed: {run.error}"
+            gaps.append(Gap(run.strategy, run.attack, reason))
+    return observations, gaps
+
+
+def _reference_strategy(runs: Sequence[RunFiles]) -> str | None:
+    """The first non-robust strategy (a plain mean, e.g. FedAvg) in the sweep, if any."""
+    for run in runs:
+        if run.spec is not None and not run.spec.strategy.robust and run.finished:
+            return run.strategy
+    return None
+
+
 def _most_robust(
-    rows: list[dict[str, Any]], baselines: dict[str, dict[str, Any]], caveats: list[str]
+    runs: Sequence[RunFiles],
+    observations: Sequence[Observation],
+    gaps: Sequence[Gap],
+    recommendation: Recommendation,
+    rank_by: RankBy,
 ) -> dict[str, Any]:
-    """Per attack, the smallest loss increase over its baseline; overall, the smallest mean."""
-    attacks = sorted({r["attack"] for r in rows if r["attack"] != NO_ATTACK})
-    if attacks and not baselines:
-        caveats.append(
-            "the robustness verdict needs baseline runs (each strategy with no attack); "
-            "this sweep has none"
-        )
-    by_attack: dict[str, dict[str, Any] | None] = {}
-    increases: dict[str, dict[str, float]] = {}
-    for attack in attacks:
-        candidates = [r for r in rows if r["attack"] == attack and r["loss_increase"] is not None]
-        candidates.sort(key=lambda r: (r["loss_increase"], r["accuracy_drop"] or 0.0, r["run"]))
-        for r in candidates:
-            increases.setdefault(r["strategy"], {}).setdefault(attack, r["loss_increase"])
-        by_attack[attack] = None
-        if candidates:
-            best = candidates[0]
-            by_attack[attack] = {
-                "strategy": best["strategy"],
-                "run": best["run"],
-                "baseline": baselines[best["strategy"]]["run"],
-                "loss_increase": best["loss_increase"],
-                "accuracy_drop": best["accuracy_drop"],
-            }
-    complete = {s: v for s, v in increases.items() if len(v) == len(attacks)}
+    """Per attack, the best strategy under it; overall, the recommendation."""
+    best = best_under_attacks(observations, rank_by=rank_by, reference=_reference_strategy(runs))
+    attacks = [c for c in sweep_conditions(observations, gaps) if c != NO_ATTACK]
+    by_attack = {a: (best[a].model_dump() if a in best else None) for a in attacks}
     overall = None
-    if complete:
-        strategy, mean = min(
-            ((s, statistics.fmean(v.values())) for s, v in complete.items()),
-            key=lambda item: (item[1], item[0]),
-        )
-        overall = {"strategy": strategy, "mean_loss_increase": mean, "attacks": attacks}
-    elif attacks and baselines:
-        caveats.append(
-            "no overall robustness verdict: no strategy was run with a baseline and "
-            f"under every attack ({', '.join(attacks)})"
-        )
+    if recommendation.strategy is not None and attacks:
+        overall = {
+            "strategy": recommendation.strategy,
+            "worst_case_accuracy": recommendation.worst_case_accuracy,
+            "binding": recommendation.binding,
+            "attacks": attacks,
+        }
     return {"by_attack": by_attack, "overall": overall}
-
-
-# --------------------------------------------------------------------------- building
 
 
 def _shared(values: Iterable[Any]) -> Any:
     """One value when every run shares it, the sorted distinct values otherwise."""
-    distinct = sorted({v for v in values if v is not None}, key=str)
+    distinct = sorted({json.dumps(v) for v in values if v is not None})
     if not distinct:
         return None
-    return distinct[0] if len(distinct) == 1 else distinct
+    parsed = [json.loads(v) for v in distinct]
+    return parsed[0] if len(parsed) == 1 else parsed
+
+
+def _setting(runs: Sequence[RunFiles]) -> dict[str, Any]:
+    """The experiment's setting, as the runs' configs say (one value, or the distinct ones)."""
+    specs = [r.spec for r in runs if r.spec is not None]
+    configs = [r.config for r in runs if r.config]
+
+    def shared(key: str) -> Any:
+        return _shared(c.get(key) for c in configs)
+
+    dirichlet = [s for s in specs if s.partition == "dirichlet"]
+    byzantine: dict[str, int] = {}
+    for run in runs:
+        clients = run.summary.get("byzantine_clients")
+        if run.attack != NO_ATTACK and isinstance(clients, dict):
+            byzantine[run.attack] = max(byzantine.get(run.attack, 0), len(clients))
+    tests = [t for r in runs if isinstance(t := r.summary.get("test_samples"), int)]
+    return {
+        "dataset": shared("dataset"),
+        "model": shared("model_id"),
+        "partition": shared("partition"),
+        "alpha": _shared(s.alpha for s in dirichlet) if dirichlet else None,
+        "clients": shared("clients"),
+        "clients_per_round": _shared(s.clients_per_round for s in specs),
+        "fraction_fit": shared("fraction_fit"),
+        "rounds": shared("rounds"),
+        "local_epochs": shared("local_epochs"),
+        "batch_size": shared("batch_size"),
+        "lr": shared("lr"),
+        "test_samples": _shared(tests),
+        "byzantine": dict(sorted(byzantine.items())),
+    }
 
 
 def _header(
-    runs: list[_Run],
+    runs: list[RunFiles],
     rows: list[dict[str, Any]],
-    failed: list[dict[str, str]],
-    not_run: list[dict[str, str]],
     plan: dict[str, Any],
     status: dict[str, Any],
     wall_s: float | None,
     parallel: int | None,
+    rank_by: RankBy,
 ) -> dict[str, Any]:
-    started = [r for r in runs if r.not_run_state is None]
+    started = [r for r in runs if not r.not_run]
     wall = wall_s if wall_s is not None else _float(status.get("elapsed_s"))
     if parallel is None and isinstance(plan.get("parallel"), int):
         parallel = plan["parallel"]
@@ -459,36 +537,51 @@ def _header(
     repeats = plan.get("repeats")
     if not isinstance(repeats, int):
         repeats = max((row["repeats"] for row in rows), default=1)
-    done = sum(r.done for r in started)
+    setting = _setting(runs)
     return {
         "state": status.get("state"),
-        "runs_total": done + len(failed) + len(not_run),
-        "runs_done": done,
-        "runs_failed": len(failed),
-        "runs_not_run": len(not_run),
+        "runs_total": len(runs),
+        "runs_done": sum(r.status == "done" for r in runs),
+        "runs_diverged": sum(r.status == "diverged" for r in runs),
+        "runs_failed": sum(r.status == "failed" for r in runs),
+        "runs_not_run": sum(r.not_run for r in runs),
         "cells": len(rows),
         "repeats": repeats,
         "parallel": parallel,
         "wall_s": wall,
         "serial_s": serial,
         "speedup": serial / wall if wall else None,
-        "rounds": _shared(r.config.get("rounds") for r in runs),
-        "clients": _shared(r.config.get("clients") for r in runs),
-        "dataset": _shared(r.config.get("dataset") for r in runs),
-        "model": _shared(r.config.get("model_id") for r in runs),
+        "rank_by": rank_by,
+        "rounds": setting["rounds"],
+        "clients": setting["clients"],
+        "dataset": setting["dataset"],
+        "model": setting["model"],
+        "setting": setting,
     }
 
 
-def _group(runs: list[_Run]) -> list[_Cell]:
-    cells: dict[str, _Cell] = {}
+def _configured_caveats(runs: Sequence[RunFiles]) -> list[str]:
+    """Strategies set to tolerate fewer Byzantine clients per round than an attack puts in."""
+    seen: dict[tuple[str, str], tuple[int, int, str | None]] = {}
     for run in runs:
-        if run.done:
-            cell = cells.setdefault(run.cell, _Cell(run.cell, run.strategy, run.attack))
-            cell.runs.append(run)
-    return list(cells.values())
+        if run.spec is None or not run.finished or not run.max_byzantine:
+            continue
+        strategy = run.spec.strategy
+        tolerated = strategy.configured_byzantine(run.spec.clients_per_round)
+        if tolerated is not None and run.max_byzantine > tolerated:
+            key = (run.strategy, run.attack)
+            worst = max(seen.get(key, (tolerated, 0, None))[1], run.max_byzantine)
+            seen[key] = (tolerated, worst, strategy.tolerance_param)
+    return [
+        f"{strategy} is configured for {tolerated} Byzantine client"
+        f"{'s' if tolerated != 1 else ''} per round, but {attack} puts up to {count} in a "
+        "round: its result under that attack is outside what it is set to tolerate"
+        + (f" (raise {param})" if param else "")
+        for (strategy, attack), (tolerated, count, param) in seen.items()
+    ]
 
 
-def _run_caveats(runs: list[_Run], rows: list[dict[str, Any]]) -> list[str]:
+def _run_caveats(runs: list[RunFiles], rows: list[dict[str, Any]]) -> list[str]:
     caveats = []
     stale = [r.name for r in runs if r.stale]
     if stale:
@@ -497,73 +590,126 @@ def _run_caveats(runs: list[_Run], rows: list[dict[str, Any]]) -> list[str]:
             f"({', '.join(stale[:3])}{', …' if len(stale) > 3 else ''}); "
             "their labels are read from the raw files"
         )
-    for run in runs:
-        if run.done and run.diverged:
-            caveats.append(f"{run.name} diverged (final loss not finite); its cell ranks last")
+    diverged = [row for row in rows if row["diverged"]]
+    if diverged:
+        listed = ", ".join(
+            f"{row['run']}"
+            + (f" ({row['diverged']} of {row['repeats']})" if row["repeats"] > 1 else "")
+            for row in diverged
+        )
+        caveats.append(f"diverged (counted as broken, accuracy 0, in the recommendation): {listed}")
     counts = {row["run"]: row["repeats"] for row in rows}
-    planned: dict[str, int] = {}
-    for run in runs:
-        planned[run.cell] = planned.get(run.cell, 0) + 1
+    planned = Counter(run.cell for run in runs)
     for cell, done in counts.items():
         if planned.get(cell, done) > done:
             caveats.append(f"{cell}: only {done} of {planned[cell]} repeats finished")
+    cells_per_condition = Counter((row["strategy"], row["attack"]) for row in rows)
+    for (strategy, attack), n in cells_per_condition.items():
+        if n > 1:
+            caveats.append(
+                f"{strategy} has {n} cells under {attack}; the verdict pairs their runs by seed "
+                "and uses the first name's run for each seed"
+            )
     if len(rows) > 1 and max(counts.values()) == 1:
         caveats.append(
-            "one repeat per cell: run-to-run noise is not measured, so small differences "
-            "may be luck; use --repeats 3 to get mean ± std and a noise check"
+            "one repeat per cell: run-to-run noise is not measured (the verdict uses the test "
+            "set's binomial error as its floor), so small differences may be luck; use "
+            "--repeats 3 to get mean ± std and a paired noise check"
         )
     return caveats
 
 
-def _winner(rows: list[dict[str, Any]]) -> tuple[str | None, bool, list[str]]:
-    ranked = [r for r in rows if r["final_loss"] is not None]
+def _verdict_caveats(
+    recommendation: Recommendation, observations: Sequence[Observation]
+) -> list[str]:
+    caveats = []
+    ceiling = ceiling_caveat(observations)
+    if ceiling:
+        caveats.append(ceiling)
+    for score in recommendation.incomplete:
+        caveats.append(
+            f"{score.strategy} is not in the recommendation (incomplete): "
+            + "; ".join(score.missing)
+        )
+    if recommendation.rank_by == "accuracy" and not recommendation.noise_measured:
+        caveats.append(
+            "the test-set size is unknown (summary.json files from an older velocity) and "
+            "there is one repeat: the recommendation's noise is not measured"
+        )
+    if recommendation.candidates and any(
+        c.repeats < max(c.repeats for c in recommendation.candidates)
+        for c in recommendation.candidates
+    ):
+        short = [f"{c.strategy} ({c.repeats})" for c in recommendation.candidates]
+        caveats.append("candidates have different numbers of complete repeats: " + ", ".join(short))
+    return caveats
+
+
+def _winner(rows: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool, list[str]]:
+    ranked = sorted(
+        (r for r in rows if r["final_loss"] is not None), key=lambda r: (r["final_loss"], r["run"])
+    )
     if not ranked:
         return None, False, []
     top = ranked[0]
     tied = [r["run"] for r in ranked[1:] if _within_noise(top, r)]
-    return top["run"], bool(tied), [top["run"], *tied] if tied else []
+    return top, bool(tied), [top["run"], *tied] if tied else []
+
+
+def plan_rank_by(sweep_dir: Path) -> RankBy:
+    """The ``rank_by`` a sweep was started with (``plan.json``), else the default."""
+    value = _read_optional_json(Path(sweep_dir) / "plan.json").get("rank_by")
+    return value if value in RANK_BY else DEFAULT_RANK_BY
 
 
 def build_comparison(
-    sweep_dir: Path, *, wall_s: float | None = None, parallel: int | None = None
+    sweep_dir: Path,
+    *,
+    wall_s: float | None = None,
+    parallel: int | None = None,
+    rank_by: RankBy | None = None,
 ) -> dict[str, Any]:
-    """The comparison of a sweep directory, as the ``comparison.json`` dict (see module doc).
+    """The comparison of a sweep directory, as the ``comparison.json`` dict (docs/files.md).
 
     ``wall_s`` and ``parallel`` default to ``status.json``'s ``elapsed_s`` and
-    ``plan.json``'s ``parallel``, so a re-render gives the same header.
+    ``plan.json``'s ``parallel``, and ``rank_by`` to ``plan.json``'s (else
+    accuracy), so a re-render gives the same verdict.
     """
     sweep_dir = Path(sweep_dir)
     plan = _read_optional_json(sweep_dir / "plan.json")
     status = _read_optional_json(sweep_dir / "status.json")
-    runs = _read_runs(sweep_dir, status)
-    failed = [
-        {"run": r.name, "error": r.error or "failed"}
-        for r in runs
-        if not r.done and r.not_run_state is None
-    ]
-    not_run = [{"run": r.name, "state": r.not_run_state} for r in runs if r.not_run_state]
-    planned_failed, planned_not_run = _planned_without_dir(plan, status, {r.name for r in runs})
-    failed += planned_failed
-    not_run += planned_not_run
-    rows = _rank(_group(runs))
+    rank_by = rank_by or plan_rank_by(sweep_dir)
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+    runs = read_runs(sweep_dir)
+    rows = _rank(_group(runs), rank_by)
+    _fill_increases(rows)
+    observations, gaps = _observations(runs)
+    recommendation = recommend(observations, gaps, rank_by=rank_by)
     caveats = _run_caveats(runs, rows)
-    baselines = _baselines(rows, caveats)
-    _fill_increases(rows, baselines)
-    most_robust = _most_robust(rows, baselines, caveats)
+    caveats += _verdict_caveats(recommendation, observations)
+    caveats += _configured_caveats(runs)
     winner, within_noise, tied = _winner(rows)
-    if winner is None:
-        caveats.append("no run finished with a finite loss: there is no winner")
+    if not rows:
+        caveats.append("no run finished: there is no recommendation")
     return {
+        "recommendation": recommendation.model_dump(),
         "sweep_dir": str(sweep_dir),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "header": _header(runs, rows, failed, not_run, plan, status, wall_s, parallel),
+        "header": _header(runs, rows, plan, status, wall_s, parallel, rank_by),
+        "most_robust": _most_robust(runs, observations, gaps, recommendation, rank_by),
         "ranking": rows,
-        "winner": winner,
+        "winner": winner["run"] if winner else None,
+        "winner_attack": winner["attack"] if winner else None,
         "winner_within_noise": within_noise,
         "tied_with": tied,
-        "most_robust": most_robust,
-        "failed": failed,
-        "not_run": not_run,
+        "failed": [
+            {"run": r.name, "error": r.error or "failed"} for r in runs if r.status == "failed"
+        ],
+        "diverged": [
+            {"run": r.name, "error": r.error or "diverged"} for r in runs if r.status == "diverged"
+        ],
+        "not_run": [{"run": r.name, "state": r.status} for r in runs if r.not_run],
         "caveats": caveats,
     }
 
@@ -571,160 +717,250 @@ def build_comparison(
 # --------------------------------------------------------------------------- rendering
 
 
-def _num(x: float | None) -> str:
-    return "–" if x is None else f"{x:.4g}"
+def _describe(strategy: str, attack: str | None) -> str:
+    """``FedMedian`` (no attack) or ``FedMedian under gaussian_noise``."""
+    return strategy if attack in (None, NO_ATTACK) else f"{strategy} under {attack}"
 
 
-def _signed(x: float, digits: str = ".3g") -> str:
-    """``+0.012`` / ``−0.4`` (a true minus sign)."""
-    text = format(abs(x), digits)
-    return ("+" if x >= 0 else _MINUS) + text
-
-
-def _seconds(x: float | None) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.2f} s" if x < 10 else f"{x:.1f} s"
-
-
-def _pct(x: float | None, std: float | None = None) -> str:
-    if x is None:
-        return "–"
-    return f"{100 * x:.1f}%" if std is None else f"{100 * x:.1f} ± {100 * std:.1f}%"
-
-
-def _with_std(x: float | None, std: float | None) -> str:
-    return _num(x) if std is None or x is None else f"{_num(x)} ± {std:.2g}"
-
-
-def _describe(row: Mapping[str, Any]) -> str:
-    """``FedMedian`` or ``FedMedian under gaussian_noise``."""
-    if row["attack"] == NO_ATTACK:
-        return str(row["strategy"])
-    return f"{row['strategy']} under {row['attack']}"
-
-
-def _robust_phrase(entry: Mapping[str, Any]) -> str:
-    """``FedMedian (+0.012 loss, −0.4 pp accuracy vs its baseline)``."""
-    parts = [f"{_signed(entry['loss_increase'])} loss"]
-    if entry.get("accuracy_drop") is not None:
-        parts.append(f"{_signed(-100 * entry['accuracy_drop'], '.1f')} pp accuracy")
-    return f"{entry['strategy']} ({', '.join(parts)} vs its baseline)"
-
-
-def _verdict_line(comparison: Mapping[str, Any]) -> str:
-    """The winner sentence, or the within-noise sentence that replaces it."""
+def winner_line(comparison: Mapping[str, Any]) -> str:
+    """The lowest-final-loss cell (the first version's line), or its within-noise sentence."""
     rows = {r["run"]: r for r in comparison["ranking"]}
     winner = comparison["winner"]
     if winner is None:
-        return "No winner: no run finished with a finite loss."
+        return "Winner (lowest final loss): none (no run finished with a finite loss)."
     top = rows[winner]
+    baseline = (
+        " — a no-attack run, not a robustness verdict (see the recommendation)"
+        if top["attack"] == NO_ATTACK
+        else ""
+    )
     if not comparison["winner_within_noise"]:
         return (
-            f"Winner (lowest final loss): {winner} ({_describe(top)}), "
-            f"final loss {_with_std(top['final_loss'], top['final_loss_std'])}."
-        )
-    others = [rows[name] for name in comparison["tied_with"][1:]]
-    if len(others) == 1:
-        delta, two_se = _noise(top, others[0]) or (0.0, 0.0)
-        return (
-            f"No clear winner: {_describe(top)} and {_describe(others[0])} are within noise of "
-            f"each other (Δ={delta:.3g}, 2·SE={two_se:.3g}); run more repeats to separate them."
+            f"Winner (lowest final loss): {winner} ({_describe(top['strategy'], top['attack'])}), "
+            f"final loss {with_std(top['final_loss'], top['final_loss_std'])}{baseline}."
         )
     details = []
-    for other in others:
-        delta, two_se = _noise(top, other) or (0.0, 0.0)
-        details.append(f"{_describe(other)} (Δ={delta:.3g}, 2·SE={two_se:.3g})")
+    for name in comparison["tied_with"][1:]:
+        delta, two_se = _noise(top, rows[name]) or (0.0, 0.0)
+        details.append(
+            f"{_describe(rows[name]['strategy'], rows[name]['attack'])} "
+            f"(Δ={delta:.3g}, 2·SE={two_se:.3g})"
+        )
     return (
-        f"No clear winner: {_describe(top)} has the lowest mean final loss, but "
-        f"{', '.join(details)} are within noise of it; run more repeats to separate them."
+        f"Lowest final loss: no clear winner: {_describe(top['strategy'], top['attack'])} has the "
+        f"lowest mean final loss, but {', '.join(details)} within noise of it."
     )
 
 
-def _header_lines(header: Mapping[str, Any]) -> list[str]:
+def setting_line(setting: Mapping[str, Any]) -> str:
+    """``dataset digits · model logreg · partition dirichlet (α=0.1) · 10 clients, 10 per round
+    (fraction_fit 1) · 20 rounds · 1 local epoch, batch 32, lr 0.1 · test 360``."""
+
+    def show(value: Any) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    parts = []
+    for key in ("dataset", "model"):
+        if setting.get(key) is not None:
+            parts.append(f"{key} {show(setting[key])}")
+    if setting.get("partition") is not None:
+        alpha = f" (α={show(setting['alpha'])})" if setting.get("alpha") is not None else ""
+        parts.append(f"partition {show(setting['partition'])}{alpha}")
+    if setting.get("clients") is not None:
+        parts.append(
+            f"{show(setting['clients'])} clients, {show(setting.get('clients_per_round'))} per "
+            f"round (fraction_fit {show(setting.get('fraction_fit'))})"
+        )
+    if setting.get("rounds") is not None:
+        parts.append(f"{show(setting['rounds'])} rounds")
+    if setting.get("local_epochs") is not None:
+        parts.append(
+            f"{show(setting['local_epochs'])} local epoch(s), "
+            f"batch {show(setting.get('batch_size'))}, lr {show(setting.get('lr'))}"
+        )
+    if setting.get("test_samples") is not None:
+        parts.append(f"{show(setting['test_samples'])} test samples")
+    return " · ".join(parts)
+
+
+def header_lines(header: Mapping[str, Any]) -> list[str]:
+    counts = [f"{header['runs_done']} done"]
+    if header.get("runs_diverged"):
+        counts.append(f"{header['runs_diverged']} diverged")
+    counts.append(f"{header['runs_failed']} failed")
+    if header["runs_not_run"]:
+        counts.append(f"{header['runs_not_run']} not run")
     runs = (
-        f"{header['runs_total']} runs ({header['runs_done']} done, "
-        f"{header['runs_failed']} failed"
-        + (f", {header['runs_not_run']} not run" if header["runs_not_run"] else "")
-        + f") in {header['cells']} cells × {header['repeats']} repeat"
-        + ("s" if header["repeats"] != 1 else "")
+        f"{header['runs_total']} runs ({', '.join(counts)}) in {header['cells']} cells × "
+        f"{header['repeats']} repeat" + ("s" if header["repeats"] != 1 else "")
     )
     parts = [runs]
     if header["parallel"] is not None:
         parts.append(f"parallel {header['parallel']}")
-    timing = f"serial Σ {_seconds(header['serial_s'])}"
+    timing = f"serial Σ {seconds(header['serial_s'])}"
     if header["wall_s"] is not None:
-        parts.append(f"wall {_seconds(header['wall_s'])}")
+        parts.append(f"wall {seconds(header['wall_s'])}")
         if header["speedup"] is not None:
             timing += f" ({header['speedup']:.1f}× speedup)"
     parts.append(timing)
-    setting = [
-        f"{label} {header[key]}"
-        for key, label in (
-            ("dataset", "dataset"),
-            ("model", "model"),
-            ("rounds", "rounds"),
-            ("clients", "clients"),
+    lines = [" · ".join(parts)]
+    setting = header.get("setting") or {}
+    if setting_line(setting):
+        lines.append(setting_line(setting))
+    if setting.get("byzantine"):
+        lines.append(
+            "Byzantine clients: "
+            + ", ".join(f"{attack} {n}" for attack, n in setting["byzantine"].items())
         )
-        if header[key] is not None
-    ]
-    return [" · ".join(parts), " · ".join(setting)] if setting else [" · ".join(parts)]
+    return lines
 
 
-def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def recommendation_title(rec: Mapping[str, Any]) -> str:
+    if rec["strategy"] is None:
+        return "**No recommendation.**"
+    state = (
+        "decided"
+        if rec["decided"]
+        else "tie within noise"
+        if rec["tie"]
+        else "not decided: noise not measured"
+        if not rec["noise_measured"]
+        else "not decided"
+    )
+    return f"**Recommendation: {rec['strategy']}** ({state})"
+
+
+def _metric_cell(value: float | None, se: float | None, rank_by: str) -> str:
+    if value is None:
+        return "–"
+    if rank_by == "accuracy":
+        return pct(value, se)
+    return with_std(value, se)
+
+
+def strategy_table(rec: Mapping[str, Any]) -> list[str]:
+    """One row per complete strategy: worst case, binding condition, each condition."""
+    candidates = rec["candidates"]
+    if not candidates:
+        return []
+    conditions = [c["condition"] for c in candidates[0]["conditions"]]
+    names = ["no attack" if c == NO_ATTACK else c for c in conditions]
+    metric = "Worst-case acc" if rec["rank_by"] == "accuracy" else "Worst-case loss"
     lines = [
-        "| Rank | Run | Strategy | Attack | Final loss | Mean loss | Final acc | Elapsed |",
-        "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: |",
+        f"| Rank | Strategy | {metric} | Binding | {' | '.join(names)} | Price | Elapsed |",
+        "| ---: | --- | ---: | --- | " + " | ".join("---:" for _ in names) + " | ---: | ---: |",
     ]
-    for r in rows:
+    for score in candidates:
+        by_condition = {c["condition"]: c for c in score["conditions"]}
+        marker = " ←" if score["strategy"] == rec["strategy"] else ""
         cells = [
-            str(r["rank"]),
-            f"`{r['run']}`",
-            r["strategy"],
-            r["attack"],
-            _with_std(r["final_loss"], r["final_loss_std"]),
-            _num(r["mean_loss"]),
-            _pct(r["final_accuracy"], r["final_accuracy_std"]),
-            _seconds(r["elapsed_s"]),
+            str(score["rank"]),
+            f"{score['strategy']}{marker}",
+            _metric_cell(score["worst_case"], score["worst_case_se"], rec["rank_by"]),
+            "no attack" if score["binding"] == NO_ATTACK else str(score["binding"] or "–"),
+            *(
+                cell_accuracy(c["accuracy"], c["accuracy_std"], c["diverged"], c["repeats"])
+                if (c := by_condition.get(condition))
+                else "–"
+                for condition in conditions
+            ),
+            "–"
+            if score["price_of_robustness"] is None
+            else pp(max(score["price_of_robustness"], 0.0)),
+            seconds(score["elapsed_s"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _robust_lines(most_robust: Mapping[str, Any]) -> list[str]:
-    by_attack = most_robust["by_attack"]
+def attack_phrase(entry: Mapping[str, Any]) -> str:
+    """``FedMedian 93.1% (accuracy drop 0.3 pp, Δ loss +0.011 vs its clean run; FedAvg: ...)``."""
+    accuracy = cell_accuracy(
+        entry["accuracy"], entry["accuracy_std"], entry["diverged"], entry["repeats"]
+    )
+    head = f"{entry['strategy']} {accuracy}"
+    context = []
+    if entry.get("accuracy_drop") is not None:
+        own = f"accuracy drop {pp(entry['accuracy_drop'])}"
+        if entry.get("loss_increase") is not None:
+            own += f", Δ loss {signed(entry['loss_increase'])}"
+        context.append(own + " vs its clean run")
+    ref = entry.get("reference")
+    if ref and ref["strategy"] != entry["strategy"]:
+        text = f"{ref['strategy']}: {pct(ref['accuracy'])}"
+        if ref.get("accuracy_drop") is not None:
+            text += f", drop {pp(ref['accuracy_drop'])}"
+        if ref.get("loss_increase") is not None:
+            text += f", Δ loss {signed(ref['loss_increase'])}"
+        context.append(text)
+    tie = f"; tied within noise with {', '.join(entry['tied_with'])}" if entry["tied_with"] else ""
+    return head + (f" ({'; '.join(context)})" if context else "") + tie
+
+
+def robust_lines(comparison: Mapping[str, Any]) -> list[str]:
+    by_attack = comparison["most_robust"]["by_attack"]
     if not by_attack:
         return ["No attacks in this sweep."]
     lines = []
     for attack, entry in by_attack.items():
         if entry is None:
-            lines.append(f"- {attack}: no strategy has both a baseline and this attack")
+            lines.append(f"- {attack}: no strategy finished a run under this attack")
         else:
-            lines.append(f"- {attack}: {_robust_phrase(entry)}")
-    overall = most_robust["overall"]
+            lines.append(f"- {attack}: {attack_phrase(entry)}")
+    overall = comparison["most_robust"]["overall"]
     if overall is not None:
-        n = len(overall["attacks"])
-        lines.append(
-            f"- Overall: {overall['strategy']} ({_signed(overall['mean_loss_increase'])} "
-            f"mean loss increase over {n} attack{'s' if n != 1 else ''})"
-        )
+        lines.append(f"- Overall: {overall['strategy']} (the recommendation: best worst case)")
     else:
-        lines.append("- Overall: no verdict (see caveats)")
+        lines.append("- Overall: no verdict (no strategy is complete: see caveats)")
+    return lines
+
+
+def cell_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| Rank | Run | Strategy | Attack | Final acc | Final loss | Mean loss | Acc drop "
+        "| Elapsed |",
+        "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        drop = r["accuracy_drop"]
+        cells = [
+            str(r["rank"]),
+            f"`{r['run']}`",
+            r["strategy"],
+            r["attack"],
+            cell_accuracy(
+                r["final_accuracy"], r["final_accuracy_std"], r["diverged"], r["repeats"]
+            ),
+            with_std(r["final_loss"], r["final_loss_std"]),
+            num(r["mean_loss"]),
+            "–" if drop is None else pp(drop),
+            seconds(r["elapsed_s"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def render_markdown(comparison: Mapping[str, Any], images: Sequence[str] = ()) -> str:
-    """``comparison.md``: header, ranked table, verdicts, failures, caveats, then plots.
-
-    ``images`` are paths relative to the sweep directory (e.g. ``"plots/loss.png"``);
-    each is linked in the *Plots* section at the end.
-    """
+    """``comparison.md``: header, recommendation, per-attack verdicts, every cell, failures,
+    caveats, then the plots (``images``, paths relative to the sweep directory)."""
     name = Path(comparison["sweep_dir"]).name or comparison["sweep_dir"]
-    lines = [f"# Sweep comparison: {name}", "", *_header_lines(comparison["header"]), ""]
+    rec = comparison["recommendation"]
+    lines = [f"# Sweep comparison: {name}", "", *header_lines(comparison["header"]), ""]
+    lines += ["## Recommendation", "", recommendation_title(rec), "", rec["reason"], ""]
+    table = strategy_table(rec)
+    if table:
+        lines += [*table, ""]
+    if rec["incomplete"]:
+        lines += ["Incomplete (not ranked):", ""]
+        lines += [f"- {s['strategy']}: {'; '.join(s['missing'])}" for s in rec["incomplete"]]
+        lines.append("")
+    lines += ["## Most robust under each attack", "", *robust_lines(comparison), ""]
+    lines += ["## Every cell", "", winner_line(comparison), ""]
     if comparison["ranking"]:
-        lines += [*_table(comparison["ranking"]), ""]
-    lines += [_verdict_line(comparison), ""]
-    lines += ["## Most robust under attack", "", *_robust_lines(comparison["most_robust"]), ""]
+        lines += [*cell_table(comparison["ranking"]), ""]
+    if comparison["diverged"]:
+        lines += ["## Diverged runs (the strategy broke)", ""]
+        lines += [f"- `{f['run']}`: {f['error']}" for f in comparison["diverged"]] + [""]
     if comparison["failed"]:
         lines += ["## Failed runs", ""]
         lines += [f"- `{f['run']}`: {f['error']}" for f in comparison["failed"]] + [""]
@@ -733,7 +969,6 @@ def render_markdown(comparison: Mapping[str, Any], images: Sequence[str] = ()) -
         lines += [f"- `{n['run']}` ({n['state']})" for n in comparison["not_run"]] + [""]
     if comparison["caveats"]:
         lines += ["## Caveats", "", *[f"- {c}" for c in comparison["caveats"]], ""]
-    # Plots: report plots are linked here (the images argument); nothing else goes below.
     if images:
         lines += ["## Plots", "", *[f"![{Path(i).stem}]({i})" for i in images], ""]
     lines.append(f"_Generated {comparison['generated_at']}._")
@@ -741,18 +976,17 @@ def render_markdown(comparison: Mapping[str, Any], images: Sequence[str] = ()) -
 
 
 def render_console(comparison: Mapping[str, Any], sweep_dir: Path) -> str:
-    """A few lines for the terminal: verdict, most robust per attack, failures, the file paths."""
-    lines = [_verdict_line(comparison)]
+    """A few lines for the terminal: the recommendation first, then the details' paths."""
+    rec = comparison["recommendation"]
+    title = recommendation_title(rec).replace("**", "")
+    lines = [f"{title}: {rec['reason']}"]
     for attack, entry in comparison["most_robust"]["by_attack"].items():
         if entry is not None:
-            lines.append(f"Most robust under {attack}: {_robust_phrase(entry)}")
-    overall = comparison["most_robust"]["overall"]
-    if overall is not None and len(comparison["most_robust"]["by_attack"]) > 1:
-        lines.append(
-            f"Most robust overall: {overall['strategy']} "
-            f"({_signed(overall['mean_loss_increase'])} mean loss increase)"
-        )
-    failed = len(comparison["failed"])
+            lines.append(f"Best under {attack}: {attack_phrase(entry)}")
+    lines.append(winner_line(comparison))
+    failed, diverged = len(comparison["failed"]), len(comparison["diverged"])
+    if diverged:
+        lines.append(f"{diverged} run{'s' if diverged != 1 else ''} diverged (counted as broken)")
     if failed:
         lines.append(f"{failed} run{'s' if failed != 1 else ''} failed (listed in comparison.md)")
     lines.append(f"Comparison: {Path(sweep_dir) / 'comparison.md'}")
@@ -767,10 +1001,11 @@ def write_comparison(
     wall_s: float | None = None,
     parallel: int | None = None,
     images: Sequence[str] = (),
+    rank_by: RankBy | None = None,
 ) -> dict[str, Any]:
     """Build the comparison and write ``comparison.json`` and ``comparison.md`` atomically."""
     sweep_dir = Path(sweep_dir)
-    comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel)
+    comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel, rank_by=rank_by)
     atomic_write_json(sweep_dir / "comparison.json", comparison)
     atomic_write_text(sweep_dir / "comparison.md", render_markdown(comparison, images))
     return comparison
@@ -788,22 +1023,30 @@ class RenderedReport:
 
 
 def render_all(
-    sweep_dir: Path, *, wall_s: float | None = None, parallel: int | None = None
+    sweep_dir: Path,
+    *,
+    wall_s: float | None = None,
+    parallel: int | None = None,
+    rank_by: RankBy | None = None,
 ) -> RenderedReport:
     """Write every report of a sweep directory from its files; plotting never makes it fail.
 
-    Writes ``curves.png``, ``robustness.png`` and ``plots.json`` (when matplotlib is
-    installed), ``report.html``, then ``comparison.json`` and, last, ``comparison.md``
-    (linking the PNGs). A plot or the HTML page that cannot be rendered becomes a
-    caveat (e.g. ``plots not rendered: matplotlib is not installed (...)``) instead of
-    an error; only a failure to write the comparison files raises.
+    Writes ``results.csv``, ``curves.png``, ``robustness.png`` and ``plots.json``
+    (when matplotlib is installed), ``report.html``, then ``comparison.json`` and,
+    last, ``comparison.md`` (linking the PNGs). A plot or the HTML page that cannot
+    be rendered becomes a caveat (e.g. ``plots not rendered: matplotlib is not
+    installed (...)``) instead of an error; only a failure to write the comparison
+    files or ``results.csv`` raises.
     """
     from velocity.html_report import FILE as HTML_FILE
     from velocity.html_report import render_html
+    from velocity.results import RESULTS_FILE, write_results
 
     clock = time.perf_counter()
     sweep_dir = Path(sweep_dir)
-    comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel)
+    comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel, rank_by=rank_by)
+    write_results(sweep_dir)
+    files = [sweep_dir / RESULTS_FILE]
     plots: list[Plot] = []
     notes: list[str] = []
     try:
@@ -813,7 +1056,7 @@ def render_all(
     except Exception as exc:  # write_plots does not raise; this guards its import
         notes = [f"plots not rendered: {type(exc).__name__}: {exc}"]
     comparison["caveats"] = [*comparison["caveats"], *notes]
-    files = [sweep_dir / p.file for p in plots]
+    files += [sweep_dir / p.file for p in plots]
     if plots and (sweep_dir / "plots.json").is_file():
         files.append(sweep_dir / "plots.json")
     manifest = _read_optional_json(sweep_dir / "manifest.json")

@@ -97,13 +97,24 @@ class RoundRecord:
 
 @dataclass
 class RunResult:
-    """A finished (or failed) run: its rounds, final model and error if any."""
+    """A finished, diverged or failed run: its rounds, final model and error if any.
+
+    ``diverged`` marks a run stopped by a non-finite value (a client's training, an
+    update, the new global model or its test loss): a result of the experiment — the
+    strategy broke under its attack or setting — not a fault of the run.
+    """
 
     spec: RunSpec
     rounds: list[RoundRecord] = field(default_factory=list)
     params: npt.NDArray[np.float32] | None = None
     error: str | None = None
+    diverged: bool = False
     byzantine_clients: dict[int, str] = field(default_factory=dict)
+    test_samples: int | None = None
+
+
+class DivergedError(ValueError):
+    """A round produced a non-finite value: the run diverged."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,7 @@ class VelocityServer:
     def _init(self, spec: RunSpec) -> None:
         if spec.storage is not None:
             resolve_storage(spec.storage)
-        spec.strategy.to_core().check_clients(clients_per_round(spec))
+        spec.strategy.to_core().check_clients(spec.clients_per_round)
         self.spec = spec
         self.dataset: Dataset = load_dataset(
             spec.dataset,
@@ -219,15 +230,20 @@ class VelocityServer:
             for cid, name in orchestrator.byzantine_clients.items()
             if attack_schemas()[name]["kind"] == "data"
         }
-        result = RunResult(spec=spec, byzantine_clients=dict(orchestrator.byzantine_clients))
+        result = RunResult(
+            spec=spec,
+            byzantine_clients=dict(orchestrator.byzantine_clients),
+            test_samples=int(self.dataset.y_test.size),
+        )
         params = self.model.init_params(spec.seed)
         checkpoints = checkpoint_dir or _checkpoint_dir(spec)
         for rnd in range(1, spec.rounds + 1):
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
                     params, record = self._round(rnd, params, orchestrator, data_attacks)
-            except ValueError as exc:
+            except ValueError as exc:  # DivergedError and _core.NonFiniteError: diverged
                 result.error = f"round {rnd}: {exc}"
+                result.diverged = isinstance(exc, DivergedError | _core.NonFiniteError)
                 break
             result.rounds.append(record)
             result.params = params
@@ -265,7 +281,7 @@ class VelocityServer:
         finite = np.isfinite(updates).all(axis=1)
         if not finite.all():
             diverged = clients[int(np.argmin(finite))].client_id
-            raise ValueError(
+            raise DivergedError(
                 f"client {diverged}'s local training diverged (non-finite "
                 f"parameters); try a smaller lr than {spec.lr}"
             )
@@ -280,7 +296,7 @@ class VelocityServer:
         aggregated = time.perf_counter()
         loss, accuracy = self.model.evaluate(new_params, self.dataset.x_test, self.dataset.y_test)
         if not math.isfinite(loss):
-            raise ValueError(f"test loss is {loss}: the global model diverged")
+            raise DivergedError(f"test loss is {loss}: the global model diverged")
         evaluated = time.perf_counter()
         record = RoundRecord(
             round=rnd,
@@ -310,7 +326,7 @@ class VelocityServer:
 
     def _sample_clients(self, rnd: int) -> list[_Client]:
         spec = self.spec
-        k = clients_per_round(spec)
+        k = spec.clients_per_round
         if k == spec.clients:
             return self._clients
         rng = np.random.default_rng([spec.seed, rnd, _SAMPLING_STREAM])
@@ -319,13 +335,6 @@ class VelocityServer:
 
     def _checkpoint(self, params: npt.NDArray[np.float32], rnd: int) -> Checkpoint:
         return Checkpoint(params=params, model_id=self.spec.model_id, round=rnd, run=self.spec.name)
-
-
-def clients_per_round(spec: RunSpec) -> int:
-    """How many clients train each round: ``fraction_fit`` of them, rounded, at least one."""
-    if spec.fraction_fit >= 1.0:
-        return spec.clients
-    return max(1, math.floor(spec.fraction_fit * spec.clients + 0.5))
 
 
 def _client_seed(seed: int, rnd: int, client_id: int) -> int:
@@ -356,8 +365,9 @@ def run_one(
 ) -> dict[str, Any]:
     """Run ``spec`` and write its files into ``run_dir`` (see docs/files.md).
 
-    Returns the summary. A run that fails (bad setup, divergence) is recorded as
-    ``status: failed`` with its error rather than raised; only an unwritable
+    Returns the summary. A run that diverges is recorded as ``status: diverged`` and
+    one that fails (bad setup) as ``status: failed``, each with its error rather than
+    raised; only an unwritable
     ``run_dir`` raises (``OSError``). Without a ``storage`` in the spec, the final
     model goes to ``run_dir/checkpoint/``. Each JSON/CSV file is rewritten
     atomically, so a reader (status, MCP) never sees half a file. While the run
@@ -425,10 +435,10 @@ def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> dict[
         detection = {
             k: sum(int(r.detection[k]) for r in rounds if r.detection) for k in DETECTION_KEYS
         }
-    failed = result.error is not None
+    status = "diverged" if result.diverged else "failed" if result.error else "done"
     return {
         "name": spec.name,
-        "status": "failed" if failed else "done",
+        "status": status,
         "error": result.error,
         "strategy": spec.strategy.label(),
         "attack": spec.attack_label,
@@ -448,6 +458,7 @@ def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> dict[
             "evaluate": sum(r.evaluate_s for r in rounds),
         },
         "byzantine_clients": {str(k): v for k, v in sorted(result.byzantine_clients.items())},
+        "test_samples": result.test_samples,
         "detection": detection,
         "checkpoint": None,
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -456,10 +467,10 @@ def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> dict[
 
 
 __all__ = [
+    "DivergedError",
     "RoundRecord",
     "RunResult",
     "VelocityServer",
     "check_spec",
-    "clients_per_round",
     "run_one",
 ]

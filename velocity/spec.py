@@ -30,6 +30,7 @@ Experiment file (TOML; a ``.json`` file with the same structure works too)::
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -51,6 +52,7 @@ from pydantic import (
 from velocity.attacks import AttackSpec, parse_attack
 from velocity.errors import SpecError, format_validation_error
 from velocity.strategy import Strategy, parse_strategy
+from velocity.verdict import RankBy
 
 StrategyField = Annotated[
     Any,
@@ -123,12 +125,24 @@ class RunSpec(Settings):
         return "+".join(a.label() for a in self.attacks) or "none"
 
     @property
+    def clients_per_round(self) -> int:
+        """How many clients train each round: ``fraction_fit`` of them, rounded, at least one."""
+        if self.fraction_fit >= 1.0:
+            return self.clients
+        return max(1, math.floor(self.fraction_fit * self.clients + 0.5))
+
+    @property
     def cell(self) -> str:
         """The run's name without its repeat suffix: repeats of one cell share it."""
-        return re.sub(r"__r\d+$", "", self.name)
+        return cell_of(self.name)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def cell_of(run_name: str) -> str:
+    """A run name without its ``__r<k>`` repeat suffix: the name of its cell."""
+    return re.sub(r"__r\d+$", "", run_name)
 
 
 class RunEntry(BaseModel):
@@ -158,10 +172,17 @@ class SharedSettings(Settings):
         None, description="Ray cluster address (backend ray); unset: a local Ray instance"
     )
     ray_gpus: float = Field(0.0, ge=0, description="GPUs each run reserves on Ray (fractions ok)")
+    rank_by: RankBy = Field(
+        "accuracy",
+        description="what the verdict ranks by: final test accuracy (default) or final test loss",
+    )
 
 
-#: ``[shared]`` fields about how a sweep executes rather than what a run computes.
-EXECUTION_FIELDS = frozenset({"repeats", "parallel", "backend", "ray_address", "ray_gpus"})
+#: ``[shared]`` fields about how a sweep executes or is judged rather than what a run
+#: computes: they never reach a RunSpec, so a resume may change them.
+EXECUTION_FIELDS = frozenset(
+    {"repeats", "parallel", "backend", "ray_address", "ray_gpus", "rank_by"}
+)
 
 
 class SweepSpec(BaseModel):

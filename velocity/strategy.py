@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,19 @@ class _StrategyBase:
 
     name: ClassVar[str]
     reference: ClassVar[str]
+    #: False for plain means (FedAvg, FedProx): the non-robust reference reports compare to.
+    robust: ClassVar[bool] = True
+
+    #: The parameter that sets how many Byzantine clients the rule tolerates, if any.
+    tolerance_param: ClassVar[str | None] = None
+
+    def configured_byzantine(self, clients_per_round: int) -> int | None:
+        """Byzantine clients per round this configuration is set to tolerate.
+
+        None for rules without such a parameter (the median's breakdown point is
+        not a setting). Reports warn when an attack puts more in a round.
+        """
+        return None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -87,6 +101,7 @@ class FedAvg(_StrategyBase):
 
     name: ClassVar[str] = "FedAvg"
     reference: ClassVar[str] = "McMahan et al. 2017, https://arxiv.org/abs/1602.05629"
+    robust: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,7 @@ class FedProx(_StrategyBase):
     mu: float = _param(0.01, "proximal term strength added to each client's loss", ">= 0")
     name: ClassVar[str] = "FedProx"
     reference: ClassVar[str] = "Li et al. 2020, https://arxiv.org/abs/1812.06127"
+    robust: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,12 @@ class TrimmedMean(_StrategyBase):
     name: ClassVar[str] = "TrimmedMean"
     reference: ClassVar[str] = "Yin et al. 2018, https://arxiv.org/abs/1803.01498"
 
+    tolerance_param: ClassVar[str | None] = "beta"
+
+    def configured_byzantine(self, clients_per_round: int) -> int | None:
+        """⌊βn⌋: the values trimmed at each tail."""
+        return math.floor(self.beta * clients_per_round)
+
 
 @dataclass(frozen=True)
 class Krum(_StrategyBase):
@@ -180,6 +202,11 @@ class Krum(_StrategyBase):
     name: ClassVar[str] = "Krum"
     reference: ClassVar[str] = "Blanchard et al. 2017, https://papers.nips.cc/paper/6617"
 
+    tolerance_param: ClassVar[str | None] = "f"
+
+    def configured_byzantine(self, clients_per_round: int) -> int | None:
+        return self.f
+
 
 @dataclass(frozen=True)
 class MultiKrum(_StrategyBase):
@@ -204,6 +231,11 @@ class MultiKrum(_StrategyBase):
     m: int | None = _param(None, "updates kept and averaged; None keeps n - f", "1..n or None")
     name: ClassVar[str] = "MultiKrum"
     reference: ClassVar[str] = "Blanchard et al. 2017, https://papers.nips.cc/paper/6617"
+
+    tolerance_param: ClassVar[str | None] = "f"
+
+    def configured_byzantine(self, clients_per_round: int) -> int | None:
+        return self.f
 
 
 @dataclass(frozen=True)
@@ -232,6 +264,11 @@ class Bulyan(_StrategyBase):
     m: int | None = _param(None, "selection set size theta; None gives n - 2f", "2f+1..n or None")
     name: ClassVar[str] = "Bulyan"
     reference: ClassVar[str] = "El Mhamdi et al. 2018, https://arxiv.org/abs/1802.07927"
+
+    tolerance_param: ClassVar[str | None] = "f"
+
+    def configured_byzantine(self, clients_per_round: int) -> int | None:
+        return self.f
 
 
 @dataclass(frozen=True)

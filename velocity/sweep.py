@@ -42,6 +42,7 @@ from velocity._pool import (
     TEST_SLOW_ENV,
 )
 from velocity._status import (
+    FINISHED,
     RunOutcome,
     Tracker,
     pid_alive,
@@ -59,6 +60,7 @@ from velocity.executors import (
 )
 from velocity.runio import atomic_write_json, read_json
 from velocity.spec import RunSpec
+from velocity.verdict import RankBy
 
 __all__ = [
     "BACKENDS",
@@ -100,7 +102,7 @@ class SweepResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all done, 1 some run failed (or the sweep did), 130 cancelled."""
+        """0 every run done or diverged, 1 some run failed (or the sweep did), 130 cancelled."""
         if self.state == "cancelled":
             return 130
         return 1 if self.state != "done" or self.failed or self.comparison is None else 0
@@ -119,6 +121,7 @@ def run_sweep(
     backend: str = "local",
     ray_address: str | None = None,
     ray_gpus: float = 0.0,
+    rank_by: RankBy = "accuracy",
 ) -> SweepResult:
     """Run every spec into ``out_dir/<spec.name>/`` and write the sweep's files.
 
@@ -128,7 +131,8 @@ def run_sweep(
     ``$RAY_ADDRESS`` is unset), on a Ray instance started for the sweep and
     stopped after it; a Ray session already initialised in this process is used
     as it is. ``parallel`` defaults to min(CPUs, runs): this machine's CPUs, or
-    the cluster's. The backend never changes results.
+    the cluster's. The backend never changes results. ``rank_by`` is what the
+    verdict ranks by (``"accuracy"`` or ``"loss"``); it is recorded in plan.json.
 
     ``start_method`` is how local worker processes start: ``"fork"`` where the
     platform has it (default: milliseconds; the Rust core keeps its thread pools
@@ -175,6 +179,7 @@ def run_sweep(
                 "parallel": workers,
                 "backend": executor.name,
                 "repeats": repeats,
+                "rank_by": rank_by,
                 "created_at": utc_now(),
             },
         )
@@ -206,7 +211,9 @@ def run_sweep(
     try:
         from velocity.report import render_all
 
-        comparison = render_all(out_dir, wall_s=wall_s, parallel=workers).comparison
+        comparison = render_all(
+            out_dir, wall_s=wall_s, parallel=workers, rank_by=rank_by
+        ).comparison
     except Exception as exc:
         error = error or f"writing the comparison failed: {type(exc).__name__}: {exc}"
         tracker.write(state, error=error, final=True, elapsed_s=wall_s)
@@ -278,7 +285,7 @@ def _previous_runs(out_dir: Path, runs: Sequence[RunSpec]) -> dict[str, dict[str
             summary = read_json(run_dir / "summary.json")
         except (OSError, ValueError):
             continue
-        if isinstance(summary, dict) and summary.get("status") == "done":
+        if isinstance(summary, dict) and summary.get("status") in FINISHED:
             done[spec.name] = summary
     return done
 

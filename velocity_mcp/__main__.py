@@ -2,7 +2,7 @@
 
     velocity-mcp [--root DIR] [--max-rounds N ...]            # serve MCP over stdio
     velocity-mcp [--root DIR] sweep --strategies FedAvg Krum:f=1 --attacks label_flipping --rounds 5
-    velocity-mcp [--root DIR] status SWEEP_ID | compare SWEEP_ID | cancel SWEEP_ID
+    velocity-mcp [--root DIR] status SWEEP_ID | compare SWEEP_ID [--detail full] | cancel SWEEP_ID
     velocity-mcp [--root DIR] strategies | sweeps
 
 The fallback commands call the same tools in-process (same validation, same
@@ -141,13 +141,19 @@ def _run_cli(server: Any, rest: Sequence[str], parent: argparse.ArgumentParser) 
         cmd = sub.add_parser(command, help=f"the {tool} tool; prints its JSON")
         if takes_id:
             cmd.add_argument("sweep_id", help="sweep id or sweep directory under the root")
+        if tool == "sweep_compare":
+            detail = schemas[tool]["properties"]["detail"]
+            cmd.add_argument("--detail", choices=detail["enum"], help=detail["description"])
     args = parser.parse_args(rest)
     if args.command == "sweep":
         names = schemas["sweep_run"].get("properties", {})
         arguments = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
         return anyio.run(_call, server, "sweep_run", arguments)
     tool, takes_id = COMMANDS[args.command]
-    return anyio.run(_call, server, tool, {"sweep_id": args.sweep_id} if takes_id else {})
+    arguments = {"sweep_id": args.sweep_id} if takes_id else {}
+    if getattr(args, "detail", None):
+        arguments["detail"] = args.detail
+    return anyio.run(_call, server, tool, arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

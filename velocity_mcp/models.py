@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from velocity.verdict import AttackBest, ConditionResult, Recommendation, StrategyScore
+
 SweepState = Literal["starting", "running", "done", "failed", "cancelled", "interrupted"]
 
 
@@ -85,7 +87,7 @@ class RunProgress(BaseModel):
 
 
 class RunError(BaseModel):
-    """A run that failed, and why."""
+    """A run that failed or diverged, and why."""
 
     run: str
     error: str
@@ -98,18 +100,23 @@ class SweepStatus(BaseModel):
     sweep_dir: str
     state: SweepState = Field(
         description="starting (process launched, no status yet), running, done (every run "
-        "ended; some may have failed), failed (the sweep itself stopped), cancelled, or "
+        "ended: done, diverged or failed), failed (the sweep itself stopped), cancelled, or "
         "interrupted (the process died without finishing)"
     )
     total_runs: int
-    done_runs: int
-    failed_runs: int
+    done_runs: int = Field(description="runs that finished normally")
+    diverged_runs: int = Field(
+        description="runs that ended with non-finite values: the strategy broke under this "
+        "setting. A result (the verdict counts it as accuracy 0), not a failure"
+    )
+    failed_runs: int = Field(description="runs that crashed or were killed: no result")
     running: list[RunProgress]
     pending_runs: int
     elapsed_s: float | None
     started_at: str | None
     finished_at: str | None
     errors: list[RunError] = Field(description="failed runs with their error")
+    diverged: list[RunError] = Field(description="diverged runs with what went non-finite")
     error: str | None = Field(description="why the sweep itself failed or was interrupted")
     comparison_ready: bool = Field(description="comparison.json exists: call sweep_compare")
     next_step: str
@@ -146,17 +153,37 @@ class CancelResult(BaseModel):
 # --------------------------------------------------------------------------- verdict
 
 
+class Candidate(StrategyScore):
+    """One strategy's worst case (``StrategyScore``); the summary leaves out its conditions."""
+
+    conditions: list[ConditionResult] | None = Field(  # type: ignore[assignment]
+        default=None,
+        description="its result under each condition; only with detail='full'",
+    )
+
+
+class VerdictRecommendation(Recommendation):
+    """The recommendation (``velocity.verdict.Recommendation``): act on this."""
+
+    candidates: list[Candidate] = Field(description="complete strategies, best first")
+    incomplete: list[Candidate] = Field(description="strategies missing a condition")
+
+
 class RankRow(BaseModel):
-    """One cell (strategy × attack) of the ranking, best first."""
+    """One cell (strategy × attack) of the ranking, best first by header.rank_by."""
 
     model_config = ConfigDict(extra="allow")
 
     rank: int
     run: str = Field(description="cell name (the run name when repeats=1)")
+    runs: list[str] = Field(default_factory=list, description="its finished runs, one per repeat")
     strategy: str
     attack: str = Field(description="'none' for the no-attack baseline")
     repeats: int
-    final_loss: float | None = Field(description="mean over repeats; ranking key (lower wins)")
+    diverged: int = Field(
+        default=0, description="repeats that diverged (the strategy broke; counted as accuracy 0)"
+    )
+    final_loss: float | None = Field(description="mean over repeats; null when a repeat diverged")
     final_loss_std: float | None = Field(description="sample std over repeats; null with 1")
     mean_loss: float | None = None
     final_accuracy: float | None = Field(default=None, description="fraction in [0, 1]")
@@ -166,42 +193,12 @@ class RankRow(BaseModel):
         default=None, description="final loss minus the same strategy's no-attack baseline"
     )
     accuracy_drop: float | None = Field(
-        default=None, description="baseline accuracy minus this accuracy (fraction)"
+        default=None,
+        description="the same strategy's no-attack accuracy minus this one (positive = worse)",
     )
     detection: dict[str, int] | None = Field(
         default=None, description="selection strategies: kept/excluded honest/byzantine counts"
     )
-
-
-class RobustEntry(BaseModel):
-    """The strategy that lost least to one attack."""
-
-    model_config = ConfigDict(extra="allow")
-
-    strategy: str
-    run: str
-    baseline: str | None = None
-    loss_increase: float
-    accuracy_drop: float | None = None
-
-
-class OverallRobust(BaseModel):
-    """The strategy with the smallest mean loss increase over every attack."""
-
-    model_config = ConfigDict(extra="allow")
-
-    strategy: str
-    mean_loss_increase: float
-    attacks: list[str]
-
-
-class MostRobust(BaseModel):
-    """Robustness verdicts."""
-
-    by_attack: dict[str, RobustEntry | None] = Field(
-        description="attack -> most robust strategy (null: no strategy had a baseline)"
-    )
-    overall: OverallRobust | None
 
 
 class NotRun(BaseModel):
@@ -211,23 +208,63 @@ class NotRun(BaseModel):
     state: str | None = None
 
 
-class Verdict(BaseModel):
-    """The ranked verdict of a finished sweep (from its comparison.json)."""
+#: Cells of the ranking that the summary shows.
+SUMMARY_ROWS = 5
+Detail = Literal["summary", "full"]
 
+
+class Verdict(BaseModel):
+    """The verdict of a finished sweep (its comparison.json), the recommendation first.
+
+    The summary leaves out the fields marked "detail='full'" (they are absent, not null).
+    """
+
+    recommendation: VerdictRecommendation
+    verdict: str = Field(description="recommendation.reason: one sentence to quote")
+    detail: Detail = Field(
+        description="summary: the recommendation, the best strategy under each attack, the "
+        f"caveats, the header and the top {SUMMARY_ROWS} cells; full: everything in "
+        "comparison.json (every cell, each candidate's conditions, failed/diverged runs)"
+    )
     sweep_id: str
     sweep_dir: str
     state: str | None
-    verdict: str = Field(description="one sentence: the winner, or why there is none")
-    winner: str | None = Field(description="best cell by final loss; see winner_within_noise")
-    winner_within_noise: bool = Field(
-        description="true: the top cells are within noise (2·SE); no clear winner"
+    by_attack: dict[str, AttackBest | None] = Field(
+        description="per attack, the strategy with the best accuracy under it, with its drop "
+        "from its own clean run and the non-robust reference's result for context (null: no "
+        "strategy finished a run under it). Context, not the recommendation"
     )
-    tied_with: list[str] = Field(description="the top cell and every cell within noise of it")
-    most_robust: MostRobust
-    ranking: list[RankRow]
-    failed: list[RunError]
-    not_run: list[NotRun]
     caveats: list[str] = Field(description="read before trusting the verdict")
-    header: dict[str, Any] = Field(description="runs, repeats, timing, rounds, clients, dataset")
+    header: dict[str, Any] = Field(
+        description="runs (done, diverged, failed, not run), cells, repeats, timing, rank_by, "
+        "and setting: dataset, model, partition, alpha, clients, clients_per_round, "
+        "fraction_fit, rounds, local_epochs, batch_size, lr, test_samples, byzantine "
+        "{attack: count}"
+    )
+    ranking: list[RankRow] = Field(
+        description=f"cells (strategy × attack) ranked by header.rank_by; the summary has the "
+        f"top {SUMMARY_ROWS} of header.cells"
+    )
+    winner: str | None = Field(
+        default=None,
+        description="detail='full': the cell with the lowest final loss, usually a no-attack "
+        "run. Not a recommendation: use recommendation",
+    )
+    winner_attack: str | None = Field(default=None, description="detail='full': its attack")
+    winner_within_noise: bool | None = Field(
+        default=None, description="detail='full': other cells' losses are within 2·SE of it"
+    )
+    tied_with: list[str] | None = Field(
+        default=None, description="detail='full': the winner and the cells within noise of it"
+    )
+    failed: list[RunError] | None = Field(
+        default=None, description="detail='full': runs that crashed or were killed"
+    )
+    diverged: list[RunError] | None = Field(
+        default=None, description="detail='full': runs that diverged (counted as accuracy 0)"
+    )
+    not_run: list[NotRun] | None = Field(
+        default=None, description="detail='full': planned runs that did not run"
+    )
     generated_at: str | None
     comparison_uri: str = Field(description="resource with the full comparison.md")

@@ -10,12 +10,12 @@ the limits, and the SDK evaluates them with the function's globals.)
 """
 
 import base64
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts import Prompt
@@ -23,11 +23,14 @@ from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from mcp_types import Resource as MCPResource
 from pydantic import Field
 
+from velocity.verdict import RankBy
 from velocity_mcp.launcher import Launcher
 from velocity_mcp.limits import Limits
 from velocity_mcp.models import (
+    SUMMARY_ROWS,
     CancelResult,
     Catalog,
+    Detail,
     SweepList,
     SweepStarted,
     SweepStatus,
@@ -45,10 +48,12 @@ velocity runs federated-learning strategy × attack sweeps and ranks the strateg
 1. list_strategies: the strategies, attacks (with parameters), datasets, models and limits.
 2. sweep_run: starts a sweep in the background and returns a sweep_id at once.
 3. sweep_status: poll until state is 'done' (a small sweep takes seconds to minutes).
-4. sweep_compare: the ranked verdict: winner (or 'within noise'), the most robust strategy
-   under each attack, the table and caveats. Read the caveats before answering.
+4. sweep_compare: the verdict, recommendation first: the strategy with the best worst-case
+   accuracy over no attack and every attack, its binding attack, the price of robustness,
+   and whether the data decide it (decided) or it is a tie (tie, repeats_to_separate).
+   Recommend recommendation.strategy, never the lowest-loss 'winner' cell. Read the caveats.
 sweep_cancel stops a sweep; list_sweeps lists sweeps (including ones made by the CLI).
-Use repeats >= 3 when the answer must separate close strategies.
+The prompts 'system' and 'pick-best-strategy' say how to turn a verdict into an answer.
 """
 
 SweepId = Annotated[
@@ -256,6 +261,15 @@ def build_server(
             int | None,
             _setting("parallel", limit=limits.max_parallel, limit_name="max_parallel"),
         ],
+        rank_by: Annotated[
+            RankBy | None,
+            Field(
+                default=None,
+                description="what the verdict ranks by: 'accuracy' (final test accuracy; the "
+                "default) or 'loss' (final test loss). Unset: the config's [shared] rank_by, "
+                "else 'accuracy'.",
+            ),
+        ],
         backend: Annotated[
             Literal["local", "ray"] | None,
             Field(
@@ -294,20 +308,34 @@ def build_server(
             "checkpoint_every": checkpoint_every,
             "parallel": parallel,
             "backend": backend,
+            "rank_by": rank_by,
         }
         return service.run(strategies=strategies, attacks=attacks, config=config, settings=settings)
 
     @server.tool(annotations=read_only)
     def sweep_status(sweep_id: SweepId) -> SweepStatus:
         """Where a sweep stands: state (starting, running, done, failed, cancelled,
-        interrupted), runs done of total, the current round of each running run, elapsed
-        seconds and errors. Poll every few seconds while state is starting or running.
+        interrupted), runs done, diverged and failed of total, the current round of each
+        running run, elapsed seconds and the failed runs' errors. A diverged run (non-finite
+        values: the strategy broke) is a result, not an error. Poll every few seconds while
+        state is starting or running.
         """
         return service.status(sweep_id)
 
     @server.tool(annotations=read_only)
     def sweep_compare(
         sweep_id: SweepId,
+        detail: Annotated[
+            Detail,
+            Field(
+                default="summary",
+                description="'summary': the recommendation (without each candidate's "
+                "per-condition results), the best strategy under each attack, caveats, the "
+                f"header and the top {SUMMARY_ROWS} cells; 'full': everything in "
+                "comparison.json (every cell, per-condition results, the lowest-loss winner "
+                "line, failed, diverged and not-run runs)",
+            ),
+        ],
         include_heatmap: Annotated[
             bool,
             Field(
@@ -318,28 +346,30 @@ def build_server(
             ),
         ],
     ) -> Annotated[CallToolResult, Verdict]:
-        """The ranked verdict of a finished sweep (its comparison.json): the winner by
-        lowest final loss, or no clear winner when the top cells are within noise; the most
-        robust strategy under each attack (smallest loss increase over its own no-attack
-        baseline); the full table; failed runs; caveats to read before trusting it. A
-        cancelled sweep gets a partial verdict; a running one an error telling you to poll.
-        With include_heatmap, the robustness heatmap comes as an image beside the verdict.
+        """The verdict of a finished sweep (its comparison.json), recommendation first: the
+        strategy whose worst-case accuracy over no attack and every attack is best, paired by
+        seed, with its binding attack, its price of robustness (clean accuracy given up), a
+        noise test (decided, or a tie with the repeats likely to separate it) and a reason
+        sentence to quote; then the best strategy under each attack, caveats to read before
+        trusting it, the setting (header.setting) and the top cells. A cancelled sweep gets a
+        partial verdict; a running one an error telling you to poll. With include_heatmap,
+        the robustness heatmap comes as an image beside the verdict.
         """
-        verdict = service.compare(sweep_id)
+        verdict = service.compare(sweep_id, detail)
         image = None
         if include_heatmap:
             image, missing = service.heatmap(verdict)
             if missing:
                 verdict = verdict.model_copy(update={"caveats": [*verdict.caveats, missing]})
+        # exclude_unset: the fields the summary leaves out are absent, not null
+        structured = verdict.model_dump(mode="json", by_alias=True, exclude_unset=True)
         content: list[TextContent | ImageContent] = [
-            TextContent(type="text", text=pydantic_core.to_json(verdict, indent=2).decode())
+            TextContent(type="text", text=json.dumps(structured, indent=2, ensure_ascii=False))
         ]
         if image is not None:
             data = base64.b64encode(image).decode("ascii")
             content.append(ImageContent(type="image", data=data, mime_type="image/png"))
-        return CallToolResult(
-            content=content, structured_content=verdict.model_dump(mode="json", by_alias=True)
-        )
+        return CallToolResult(content=content, structured_content=structured)
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
     def sweep_cancel(sweep_id: SweepId) -> CancelResult:

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from velocity_mcp.launcher import EXPERIMENT_NAME, Launcher, log_tail, read_json
 from velocity_mcp.limits import Limits
 from velocity_mcp.models import (
+    SUMMARY_ROWS,
     AttackInfo,
     CancelResult,
     Catalog,
-    MostRobust,
-    NotRun,
+    Detail,
     ParamInfo,
-    RankRow,
     RunError,
     RunProgress,
     StrategyInfo,
@@ -35,6 +35,7 @@ from velocity_mcp.models import (
     SweepStatus,
     SweepSummary,
     Verdict,
+    VerdictRecommendation,
 )
 from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, sweep_dirs
 
@@ -48,6 +49,8 @@ INLINE_SYNTAX = (
 )
 COMPARISON_URI = "velocity://sweeps/{sweep_id}/comparison.md"
 ACTIVE = ("starting", "running")
+#: Run states in status.json that mean the run ended (with a result or not).
+ENDED = ("done", "diverged", "failed")
 
 
 def comparison_uri(sweep_id: str) -> str:
@@ -186,6 +189,7 @@ class SweepService:
                     "runs": [r.to_json() for r in runs],
                     "parallel": parallel,
                     "repeats": spec.shared.repeats,
+                    "rank_by": spec.shared.rank_by,
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 },
             )
@@ -304,7 +308,9 @@ class SweepService:
         runs: dict[str, Any] = raw["runs"] if isinstance(raw.get("runs"), dict) else {}
         state = str(raw.get("state") or "running")
         error = raw.get("error")
-        if not alive:
+        if not alive and _all_ended(runs, raw):
+            state, error = "done", None  # killed after its last run: nothing left to resume
+        elif not alive:
             state = "interrupted"
             error = (
                 f"the sweep process (pid {raw.get('pid')}) ended without finishing; "
@@ -319,29 +325,23 @@ class SweepService:
             for name, entry in runs.items()
             if alive and isinstance(entry, dict) and entry.get("state") == "running"
         ]
-        errors = [
-            RunError(run=name, error=str(entry.get("error") or "failed"))
-            for name, entry in runs.items()
-            if isinstance(entry, dict) and entry.get("state") == "failed"
-        ]
-        pending = sum(
-            1 for e in runs.values() if isinstance(e, dict) and e.get("state") == "pending"
-        )
-        total = _int(raw.get("total_runs"), len(runs))
-        done = _int(raw.get("done_runs"), 0)
+        errors = _run_errors(runs, "failed")
+        diverged = _run_errors(runs, "diverged")
         return SweepStatus(
             sweep_id=sweep_dir.name,
             sweep_dir=str(sweep_dir),
             state=state,  # type: ignore[arg-type]
-            total_runs=total,
-            done_runs=done,
+            total_runs=_int(raw.get("total_runs"), len(runs)),
+            done_runs=_int(raw.get("done_runs"), _count(runs, "done")),
+            diverged_runs=_int(raw.get("diverged_runs"), len(diverged)),
             failed_runs=_int(raw.get("failed_runs"), len(errors)),
             running=running,
-            pending_runs=pending,
+            pending_runs=_count(runs, "pending"),
             elapsed_s=_float(raw.get("elapsed_s")),
             started_at=raw.get("started_at"),
             finished_at=raw.get("finished_at"),
             errors=errors,
+            diverged=diverged,
             error=str(error) if error else None,
             comparison_ready=comparison_ready,
             next_step=_next_step(sweep_dir.name, state, comparison_ready),
@@ -364,6 +364,7 @@ class SweepService:
             state=state,  # type: ignore[arg-type]
             total_runs=total,
             done_runs=0,
+            diverged_runs=0,
             failed_runs=0,
             running=[],
             pending_runs=total,
@@ -371,6 +372,7 @@ class SweepService:
             started_at=None,
             finished_at=None,
             errors=[],
+            diverged=[],
             error=error,
             comparison_ready=comparison_ready,
             next_step=_next_step(sweep_dir.name, state, comparison_ready),
@@ -392,13 +394,14 @@ class SweepService:
 
     # ------------------------------------------------------------------- compare
 
-    def compare(self, sweep_id: str) -> Verdict:
-        """The ranked verdict of a finished (or cancelled) sweep."""
+    def compare(self, sweep_id: str, detail: Detail = "summary") -> Verdict:
+        """The verdict of a finished (or cancelled) sweep, its recommendation first."""
         sweep_dir = resolve_sweep(self.root, sweep_id)
         status = self._status(sweep_dir)
+        finished = status.done_runs + status.diverged_runs
         if status.state in ACTIVE:
             raise ToolError(
-                f"still running: {status.done_runs} of {status.total_runs} runs done; poll "
+                f"still running: {finished} of {status.total_runs} runs done; poll "
                 f"sweep_status(sweep_id={sweep_dir.name!r}) until state is 'done', then call "
                 "sweep_compare again"
             )
@@ -411,14 +414,18 @@ class SweepService:
                     + (f": {status.error}" if status.error else "")
                     + ")"
                 )
-            from velocity.report import build_comparison
-
-            comparison = build_comparison(sweep_dir)
+            comparison = _rebuild(sweep_dir)
             extra_caveats.append(
                 f"the sweep is {status.state} and wrote no comparison.json; this verdict covers "
-                f"only the {status.done_runs} of {status.total_runs} runs that finished"
+                f"only the {finished} of {status.total_runs} runs that finished"
             )
-        return _verdict(sweep_dir, comparison, extra_caveats)
+        elif "recommendation" not in comparison:
+            comparison = _rebuild(sweep_dir)
+            extra_caveats.append(
+                "its comparison.json predates the recommendation (an older velocity); this "
+                "verdict was rebuilt from the run files"
+            )
+        return _verdict(sweep_dir, comparison, extra_caveats, detail)
 
     def heatmap(self, verdict: Verdict) -> tuple[bytes | None, str | None]:
         """The robustness heatmap (PNG bytes) of a compared sweep, or ``(None, why not)``.
@@ -433,11 +440,7 @@ class SweepService:
             pass
         from velocity.plots import INSTALL_HINT, plot_robustness
 
-        comparison = read_json(sweep_dir / "comparison.json")
-        if comparison is None:
-            from velocity.report import build_comparison
-
-            comparison = build_comparison(sweep_dir)
+        comparison = read_json(sweep_dir / "comparison.json") or _rebuild(sweep_dir)
         try:
             return plot_robustness(comparison).png, None
         except ImportError:
@@ -577,6 +580,26 @@ def _read_status(sweep_dir: Path) -> dict[str, Any] | None:
     return merged if isinstance(merged, dict) else read_json(sweep_dir / "status.json")
 
 
+def _count(runs: Mapping[str, Any], state: str) -> int:
+    """How many of status.json's runs are in ``state``."""
+    return sum(1 for e in runs.values() if isinstance(e, dict) and e.get("state") == state)
+
+
+def _run_errors(runs: Mapping[str, Any], state: str) -> list[RunError]:
+    """The runs in ``state`` (failed or diverged) with their error."""
+    return [
+        RunError(run=name, error=str(entry.get("error") or state))
+        for name, entry in runs.items()
+        if isinstance(entry, dict) and entry.get("state") == state
+    ]
+
+
+def _all_ended(runs: Mapping[str, Any], raw: Mapping[str, Any]) -> bool:
+    """Every planned run ended (done, diverged or failed)."""
+    total = _int(raw.get("total_runs"), len(runs))
+    return bool(runs) and len(runs) == total and sum(_count(runs, s) for s in ENDED) == total
+
+
 def _progress(sweep_dir: Path, name: str, entry: dict[str, Any]) -> dict[str, int | None]:
     """A running run's round and rounds: from the merged status, else its progress.json."""
     current, total = entry.get("round"), entry.get("rounds")
@@ -632,47 +655,67 @@ def _example(name: str, params: dict[str, Any]) -> str:
     return name + (":" + ",".join(shown) if shown else "")
 
 
-def _verdict(sweep_dir: Path, comparison: dict[str, Any], extra_caveats: list[str]) -> Verdict:
-    ranking = [RankRow.model_validate(row) for row in comparison.get("ranking") or []]
-    most_robust = MostRobust.model_validate(
-        comparison.get("most_robust") or {"by_attack": {}, "overall": None}
-    )
+def _rebuild(sweep_dir: Path) -> dict[str, Any]:
+    """The comparison of a sweep directory, built now from its files (nothing is written)."""
+    from velocity.report import build_comparison
+
+    return build_comparison(sweep_dir)
+
+
+def _recommendation(data: Mapping[str, Any], detail: Detail) -> VerdictRecommendation:
+    """comparison.json's recommendation; the summary drops each candidate's conditions."""
+    if detail == "summary":
+        data = {
+            **data,
+            "candidates": [_without_conditions(c) for c in data.get("candidates") or []],
+            "incomplete": [_without_conditions(c) for c in data.get("incomplete") or []],
+        }
+    return VerdictRecommendation.model_validate(data)
+
+
+def _without_conditions(score: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in score.items() if k != "conditions"}
+
+
+def _verdict(
+    sweep_dir: Path, comparison: dict[str, Any], extra_caveats: list[str], detail: Detail
+) -> Verdict:
+    """The tool's result from a comparison dict (see :class:`Verdict`)."""
     header = comparison.get("header") or {}
-    return Verdict(
-        sweep_id=sweep_dir.name,
-        sweep_dir=str(sweep_dir),
-        state=header.get("state"),
-        verdict=_verdict_sentence(comparison, ranking),
-        winner=comparison.get("winner"),
-        winner_within_noise=bool(comparison.get("winner_within_noise")),
-        tied_with=list(comparison.get("tied_with") or []),
-        most_robust=most_robust,
-        ranking=ranking,
-        failed=[RunError.model_validate(f) for f in comparison.get("failed") or []],
-        not_run=[NotRun.model_validate(n) for n in comparison.get("not_run") or []],
-        caveats=[*extra_caveats, *(comparison.get("caveats") or [])],
-        header=header,
-        generated_at=comparison.get("generated_at"),
-        comparison_uri=comparison_uri(sweep_dir.name),
-    )
-
-
-def _verdict_sentence(comparison: dict[str, Any], ranking: list[RankRow]) -> str:
-    winner = comparison.get("winner")
-    if winner is None:
-        return "No winner: no run finished with a finite loss (see failed and caveats)."
-    rows = {r.run: r for r in ranking}
-    if comparison.get("winner_within_noise"):
-        tied = ", ".join(comparison.get("tied_with") or [winner])
-        return (
-            f"No clear winner: {tied} are within noise of each other (difference in mean "
-            "final loss below 2 standard errors); run more repeats to separate them."
+    ranking = comparison.get("ranking") or []
+    try:
+        recommendation = _recommendation(comparison["recommendation"], detail)
+        return Verdict(
+            recommendation=recommendation,
+            verdict=recommendation.reason,
+            detail=detail,
+            sweep_id=sweep_dir.name,
+            sweep_dir=str(sweep_dir),
+            state=header.get("state"),
+            by_attack=(comparison.get("most_robust") or {}).get("by_attack") or {},
+            caveats=[*extra_caveats, *(comparison.get("caveats") or [])],
+            header=header,
+            ranking=ranking if detail == "full" else ranking[:SUMMARY_ROWS],
+            generated_at=comparison.get("generated_at"),
+            comparison_uri=comparison_uri(sweep_dir.name),
+            **(_full_only(comparison) if detail == "full" else {}),
         )
-    top = rows.get(winner)
-    if top is None:
-        return f"Winner: {winner}."
-    where = top.strategy if top.attack == "none" else f"{top.strategy} under {top.attack}"
-    loss = "n/a" if top.final_loss is None else f"{top.final_loss:.4g}"
-    if top.final_loss_std is not None:
-        loss += f" ± {top.final_loss_std:.2g}"
-    return f"Winner (lowest final loss): {winner} ({where}), final loss {loss}."
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        raise ToolError(
+            f"the comparison of sweep {sweep_dir.name} does not match this server's schema "
+            f"({type(exc).__name__}: {exc}); re-render it with: velocity compare {sweep_dir}"
+        ) from None
+
+
+def _full_only(comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields only detail='full' carries: the lowest-loss winner and the runs without
+    a normal result."""
+    return {
+        "winner": comparison.get("winner"),
+        "winner_attack": comparison.get("winner_attack"),
+        "winner_within_noise": bool(comparison.get("winner_within_noise")),
+        "tied_with": list(comparison.get("tied_with") or []),
+        "failed": comparison.get("failed") or [],
+        "diverged": comparison.get("diverged") or [],
+        "not_run": comparison.get("not_run") or [],
+    }

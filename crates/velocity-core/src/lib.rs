@@ -18,7 +18,8 @@ mod python;
 mod _core {
     #[pymodule_export]
     use crate::python::{
-        aggregate, attack_schemas, valid_attacks, validate_attack, PyOrchestrator, PyStrategy,
+        aggregate, attack_schemas, valid_attacks, validate_attack, NonFiniteError, PyOrchestrator,
+        PyStrategy,
     };
 
     #[pymodule_init]

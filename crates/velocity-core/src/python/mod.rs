@@ -2,8 +2,9 @@
 //!
 //! Each wrapper borrows numpy views, leaves the interpreter through
 //! [`compute`] (detach + thread pool + panic guard + error conversion), and
-//! converts the result back. [`CoreError`] becomes `ValueError` (bad input) or
-//! `RuntimeError` here, at the boundary only.
+//! converts the result back. [`CoreError`] becomes `ValueError` (bad input),
+//! its subclass `NonFiniteError` (a NaN/±Inf update or a diverged global model),
+//! or `RuntimeError` here, at the boundary only.
 
 mod arrays;
 mod attacks;
@@ -20,9 +21,18 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+pyo3::create_exception!(
+    velocity._core,
+    NonFiniteError,
+    PyValueError,
+    "A NaN or ±Inf value: an update to aggregate, or the new global model (the run diverged)."
+);
+
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
-        if e.is_input_error() {
+        if matches!(e, CoreError::NonFinite { .. } | CoreError::Diverged { .. }) {
+            NonFiniteError::new_err(e.to_string())
+        } else if e.is_input_error() {
             PyValueError::new_err(e.to_string())
         } else {
             PyRuntimeError::new_err(e.to_string())
