@@ -1,7 +1,9 @@
-"""Calling velocity's MCP tools from a test client: success, expected error, wait for a sweep."""
+"""Calling velocity's MCP tools from a test client: success, expected error, wait for a
+sweep; and a fake sweep process for deterministic state transitions."""
 
 from __future__ import annotations
 
+import textwrap
 import time
 from typing import Any
 
@@ -36,3 +38,53 @@ async def wait_done(client: Client, sweep_id: str, timeout: float = 180) -> dict
             return status
         assert time.monotonic() < deadline, status
         await anyio.sleep(0.3)
+
+
+FAKE_SWEEP = textwrap.dedent(
+    """
+    # Behaves like `velocity sweep EXPERIMENT --resume DIR` on the file side.
+    import json, os, signal, sys, time
+    from pathlib import Path
+
+    from velocity.sweeplock import acquire
+
+    mode = os.environ.get("FAKE_SWEEP_MODE", "hang")
+    if mode == "crash":
+        print("fake sweep: refusing to start", file=sys.stderr)
+        sys.exit(3)
+    out = Path(sys.argv[sys.argv.index("--resume") + 1])
+    lock = acquire(out)  # held until exit, as `velocity sweep` does
+    if mode == "refuse":
+        print("velocity: error: run 'FedAvg': fake refusal of the input", file=sys.stderr)
+        sys.exit(2)
+    plan = json.loads((out / "plan.json").read_text())
+    names = [r["name"] for r in plan["runs"]]
+
+    def write(state, runs):
+        status = {"state": state, "pid": os.getpid(), "started_at": "2026-01-01T00:00:00+00:00",
+                  "updated_at": "2026-01-01T00:00:01+00:00",
+                  "finished_at": None if state == "running" else "2026-01-01T00:00:02+00:00",
+                  "elapsed_s": 1.0, "total_runs": len(names), "done_runs": 0,
+                  "failed_runs": 0, "runs": runs, "error": None}
+        tmp = out / ".status.tmp"
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, out / "status.json")
+
+    runs = {n: {"state": "pending", "error": None} for n in names}
+    runs[names[0]]["state"] = "running"
+    (out / names[0]).mkdir(exist_ok=True)
+    (out / names[0] / "progress.json").write_text(
+        json.dumps({"state": "running", "round": 2, "rounds": 7}))
+
+    def stop(signum, frame):
+        for entry in runs.values():
+            entry["state"] = "cancelled"
+        write("cancelled", runs)
+        sys.exit(130)
+
+    signal.signal(signal.SIGTERM, stop)
+    write("running", runs)
+    while True:
+        time.sleep(0.1)
+    """
+)

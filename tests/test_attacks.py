@@ -206,3 +206,74 @@ def test_round_report_names_attacked_clients_and_detection() -> None:
 
 def test_attack_spec_is_what_velocity_exports() -> None:
     assert velocity.AttackSpec is AttackSpec
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        ("ALIE", "alie"),
+        ("Gaussian-Noise", "gaussian_noise"),
+        ("Gaussian", "gaussian_noise"),  # ByzFL
+        ("ALittleIsEnough", "alie"),  # ByzFL
+        ("InnerProductManipulation", "ipm"),  # ByzFL
+        ("SignFlipping", "sign_flipping"),  # ByzFL
+        ("LabelFlipping", "label_flipping"),  # ByzFL
+        ("Sign Flipping", "sign_flipping"),
+    ],
+)
+def test_attack_names_ignore_case_and_accept_aliases(given: str, name: str) -> None:
+    spec = parse_attack(f"{given}:fraction=0.3")
+    assert spec.type == name and spec.params["fraction"] == 0.3
+    assert spec.label() == f"{name}:fraction=0.3"
+
+
+@pytest.mark.parametrize(
+    ("given", "suggestion"),
+    [("signflip", "sign_flipping"), ("labelflip", "label_flipping"), ("alei", "alie")],
+)
+def test_unknown_attack_names_get_the_close_match(given: str, suggestion: str) -> None:
+    with pytest.raises(ValueError, match=f"did you mean '{suggestion}'"):
+        parse_attack(given)
+
+
+def test_unknown_attack_parameters_get_hints() -> None:
+    with pytest.raises(ValueError, match="did you mean 'count'"):
+        parse_attack("zero:num_byzantine=2")
+    with pytest.raises(ValueError, match="did you mean 'sigma'"):
+        parse_attack("gaussian_noise:std=2")
+    with pytest.raises(ValueError, match="given twice"):
+        parse_attack({"type": "zero", "count": 1, "params": {"count": 2}})
+
+
+def test_int_parameters_are_exact_bounded_and_never_bools() -> None:
+    assert parse_attack("zero:count=1000000").params["count"] == 1_000_000
+    for text in (
+        "zero:count=1000001",
+        "zero:count=9223372036854775807",
+        "zero:count=1e400",
+        "zero:start_round=true",
+        "zero:count=2.5",
+    ):
+        with pytest.raises(ValueError, match="zero"):
+            parse_attack(text)
+    with pytest.raises(ValueError, match="9007199254740993"):
+        parse_attack("zero:count=9007199254740993")  # shown as given, not …992
+    with pytest.raises(ValueError):
+        parse_attack({"type": "zero", "params": {"count": True}})
+
+
+def test_byzantine_counts_follow_the_orchestrator() -> None:
+    plan = [(a.type, a.params) for a in map(parse_attack, ["zero:fraction=0.25", "alie:count=3"])]
+    assert _core.byzantine_counts(plan, 10) == [3, 3]
+    orch = _core.Orchestrator(_core.Strategy.fedavg(), plan, 10, 1)
+    assert len(orch.byzantine_clients) == 6
+    with pytest.raises(ValueError, match="11 Byzantine clients"):
+        _core.byzantine_counts([*plan, ("zero", {"count": 5})], 10)
+    with pytest.raises(ValueError, match="Byzantine clients"):
+        _core.Orchestrator(_core.Strategy.fedavg(), [("zero", {"count": 10**6})] * 3, 10, 1)
+
+
+def test_label_attack_classes_are_schema_marked() -> None:
+    params = attack_schemas()["targeted_label_flipping"]["params"]
+    assert params["source"]["class_id"] and params["target"]["class_id"]
+    assert not params["ratio"]["class_id"] and not params["count"]["class_id"]

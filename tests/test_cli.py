@@ -349,3 +349,20 @@ def test_a_new_strategy_needs_no_cli_or_sweep_change(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     echo = (out / "EchoAvg" / "rounds.csv").read_text()
     assert echo == (out / "FedAvg" / "rounds.csv").read_text()
+
+
+def test_version_through_the_console_script() -> None:
+    script = Path(sys.executable).with_name("velocity")
+    if not script.exists():
+        pytest.skip("the velocity console script is not installed next to this interpreter")
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("velocity "), done
+
+
+def test_parallel_flag_is_checked_like_the_file(tmp_path: Path) -> None:
+    for value, needle in (("0", "greater than or equal to 1"), ("5000", "1024")):
+        done = velocity(
+            "sweep", "--strategies", "FedAvg", "--parallel", value, "--out", str(tmp_path / "o")
+        )
+        assert_user_error(done, "--parallel", needle)
+    assert not (tmp_path / "o").exists()

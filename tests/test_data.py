@@ -327,3 +327,57 @@ def test_partition_properties(n, num_classes, num_clients, min_samples, alpha, s
 def test_partition_errors_name_field_value_and_allowed(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         partition(np.arange(10) % 2, seed=0, **kwargs)
+
+
+# --- known without loading: shapes, classes, memory ----------------------------------
+
+
+def test_known_shape_matches_what_loading_gives():
+    from velocity.data import known_num_classes, known_shape
+
+    ds = load_dataset("digits", seed=0)
+    samples, features, classes = known_shape("digits")
+    assert samples == ds.y_train.size + ds.y_test.size
+    assert (features, classes) == (ds.num_features, ds.num_classes)
+    params = {"n_samples": 300, "n_features": 7, "n_classes": 3}
+    ds = load_dataset("synthetic", seed=0, params=params)
+    assert known_shape("synthetic", params) == (300, 7, 3) and ds.num_classes == 3
+    assert known_num_classes("synthetic") == 10
+    assert known_num_classes("synthetic", {"n_classes": True}) is None  # load refuses it
+    assert known_num_classes("ylecun/mnist") is None
+
+
+def test_dataset_memory_is_estimated_before_loading():
+    from velocity.data import available_memory, estimate_dataset_bytes, format_bytes
+
+    needed, what = estimate_dataset_bytes(
+        "synthetic", {"n_samples": 1_000_000_000, "n_features": 100_000}
+    )
+    assert needed >= 4 * 10**14 and "1,000,000,000 samples" in what
+    assert estimate_dataset_bytes("ylecun/mnist") is None
+    available = available_memory()
+    assert available is None or available > 0
+    assert format_bytes(1.5 * 2**30) == "1.5 GiB" and format_bytes(512) == "512 B"
+
+
+@pytest.mark.parametrize("sep", [float("inf"), float("nan"), 1e7, -1.0, True])
+def test_class_sep_is_finite_and_bounded(sep):
+    with pytest.raises(DatasetError, match="class_sep"):
+        load_dataset("synthetic", seed=0, params={"class_sep": sep})
+
+
+def test_dataset_param_typos_get_the_close_match():
+    with pytest.raises(DatasetError, match="did you mean 'n_samples'"):
+        load_dataset("synthetic", seed=0, params={"n_sample": 100})
+
+
+@pytest.mark.parametrize("alpha", [float("inf"), float("nan"), 0.0, -1.0])
+def test_dirichlet_alpha_must_be_finite_and_positive(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        partition(np.arange(100) % 10, 4, scheme="dirichlet", alpha=alpha, seed=0)
+
+
+@pytest.mark.parametrize("dataset_id", ["a" * 300, "x/" + "a" * 300, "bad\0id"])
+def test_ids_the_os_cannot_look_up_are_unknown_not_oserror(dataset_id):
+    with pytest.raises(DatasetError):
+        load_dataset(dataset_id, seed=0)

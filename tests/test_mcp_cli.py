@@ -58,7 +58,7 @@ def test_fallback_strategies_and_errors(
     catalog = run_json(capsys, "--root", str(root), "strategies")
     assert "Krum" in {s["name"] for s in catalog["strategies"]}
 
-    assert main(["--root", str(root), "sweep", "--strategies", "Krmu"]) == 1
+    assert main(["--root", str(root), "sweep", "--strategies", "Krumm"]) == 1
     assert "did you mean 'Krum'" in capsys.readouterr().err
 
     monkeypatch.setenv("VELOCITY_MCP_MAX_ROUNDS", "5")
@@ -154,3 +154,56 @@ def test_stdout_is_protocol_only(tmp_path: Path) -> None:
     assert replies[2]["result"]["isError"] is True
     assert "no sweep 'missing'" in replies[2]["result"]["content"][0]["text"]
     assert "sweep_run" in {t["name"] for t in replies[3]["result"]["tools"]}
+
+
+def test_fallback_sweep_takes_comma_lists(
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the same lists as `velocity sweep` (velocity.cli.split_items); the sweep is slowed
+    # down so that the test can stop it
+    monkeypatch.setenv("VELOCITY_TEST_SLOW_RUN", "FedAvg:0.5")
+    started = run_json(
+        capsys,
+        "--root",
+        str(root),
+        "sweep",
+        "--strategies",
+        "FedAvg,Krum:f=1",
+        "--attacks",
+        "gaussian_noise:sigma=0.5,fraction=0.3,zero",
+        "--rounds",
+        "2",
+        "--clients",
+        "5",
+        "--dataset-params",
+        '{"n_samples": 400}',
+        "--dataset",
+        "synthetic",
+    )
+    assert started["total_runs"] == 6  # 2 strategies × (1 + 2 attacks)
+    plan = json.loads((Path(started["sweep_dir"]) / "plan.json").read_text())
+    assert sorted({r["strategy"]["type"] for r in plan["runs"]}) == ["FedAvg", "Krum"]
+    attacks = [a for run in plan["runs"] for a in run["attacks"]]
+    assert sorted({a["type"] for a in attacks}) == ["gaussian_noise", "zero"]
+    noise = next(a for a in attacks if a["type"] == "gaussian_noise")
+    assert noise["params"]["sigma"] == 0.5 and noise["params"]["fraction"] == 0.3
+    assert plan["runs"][0]["dataset_params"] == {"n_samples": 400}
+    assert main(["--root", str(root), "cancel", started["sweep_id"]]) == 0
+    capsys.readouterr()
+
+
+def test_fallback_refusals(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a parameter with no name before it is a usage error, as in `velocity sweep`
+    with pytest.raises(SystemExit) as exc:
+        main(["--root", str(root), "sweep", "--strategies", "f=2,FedAvg"])
+    assert exc.value.code == 2
+    assert "does not follow a name" in capsys.readouterr().err
+    # NaN reaches the server as a float here (JSON cannot carry it): refused by name
+    assert main(["--root", str(root), "sweep", "--strategies", "FedAvg", "--alpha", "nan"]) == 1
+    assert "alpha: Input should be a finite number (got nan)" in capsys.readouterr().err
+    argv = ["--root", str(root), "sweep", "--strategies", "FedAvg", "--dataset-params"]
+    assert main([*argv, '{"n_samples": 5000000}']) == 1
+    assert "dataset_params.n_samples: Input should be less than or equal to" in (
+        capsys.readouterr().err
+    )
+    assert not root.exists() or not [p for p in root.iterdir() if not p.name.startswith(".")]

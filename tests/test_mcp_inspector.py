@@ -123,7 +123,7 @@ def test_inspector_cli_agent_flow(root: Path) -> None:
 
 
 def test_inspector_cli_errors_are_tool_errors(root: Path) -> None:
-    unknown = call(root, "sweep_run", strategies='["Krmu"]')
+    unknown = call(root, "sweep_run", strategies='["Krumm"]')
     assert unknown["isError"] is True
     assert "did you mean 'Krum'" in unknown["content"][0]["text"]
     traversal = call(root, "sweep_status", sweep_id="../../etc")

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,58 +21,15 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.mcp_calls import err, ok, wait_done
+from tests.mcp_calls import FAKE_SWEEP, err, ok, wait_done
 from velocity.spec import SharedSettings
-from velocity_mcp.launcher import pid_alive
+from velocity.sweeplock import pid_alive
 from velocity_mcp.limits import Limits
 from velocity_mcp.server import EXCLUDED_SETTINGS, build_server
 
 pytestmark = pytest.mark.anyio
 
 LIMITS = Limits(max_runs=12, max_rounds=50, max_clients=20, max_parallel=2, max_concurrent_sweeps=1)
-
-FAKE_SWEEP = textwrap.dedent(
-    """
-    # Behaves like `velocity sweep EXPERIMENT --resume DIR` on the file side.
-    import json, os, signal, sys, time
-    from pathlib import Path
-
-    mode = os.environ.get("FAKE_SWEEP_MODE", "hang")
-    if mode == "crash":
-        print("fake sweep: refusing to start", file=sys.stderr)
-        sys.exit(3)
-    out = Path(sys.argv[sys.argv.index("--resume") + 1])
-    plan = json.loads((out / "plan.json").read_text())
-    names = [r["name"] for r in plan["runs"]]
-
-    def write(state, runs):
-        status = {"state": state, "pid": os.getpid(), "started_at": "2026-01-01T00:00:00+00:00",
-                  "updated_at": "2026-01-01T00:00:01+00:00",
-                  "finished_at": None if state == "running" else "2026-01-01T00:00:02+00:00",
-                  "elapsed_s": 1.0, "total_runs": len(names), "done_runs": 0,
-                  "failed_runs": 0, "runs": runs, "error": None}
-        tmp = out / ".status.tmp"
-        tmp.write_text(json.dumps(status))
-        os.replace(tmp, out / "status.json")
-
-    runs = {n: {"state": "pending", "error": None} for n in names}
-    runs[names[0]]["state"] = "running"
-    (out / names[0]).mkdir(exist_ok=True)
-    (out / names[0] / "progress.json").write_text(
-        json.dumps({"state": "running", "round": 2, "rounds": 7}))
-
-    def stop(signum, frame):
-        for entry in runs.values():
-            entry["state"] = "cancelled"
-        write("cancelled", runs)
-        sys.exit(130)
-
-    signal.signal(signal.SIGTERM, stop)
-    write("running", runs)
-    while True:
-        time.sleep(0.1)
-    """
-)
 
 
 @pytest.fixture
@@ -168,24 +124,35 @@ async def test_prompts_and_resource_template(client: Client) -> None:
 
 
 async def test_unknown_strategy_gets_a_suggestion(client: Client, root: Path) -> None:
-    text = await err(client, "sweep_run", {"strategies": ["Krmu"], "rounds": 3})
-    assert "unknown strategy 'Krmu'" in text and "did you mean 'Krum'" in text
+    text = await err(client, "sweep_run", {"strategies": ["Krumm"], "rounds": 3})
+    assert "unknown strategy 'Krumm'" in text and "did you mean 'Krum'" in text
     text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "attacks": ["gausian"]})
     assert "gausian" in text and "gaussian_noise" in text
-    assert list(root.iterdir()) == []  # nothing was started
+    assert sweeps_in(root) == []  # nothing was started
 
 
-async def test_bad_parameter_and_precondition(client: Client, root: Path) -> None:
+def sweeps_in(root: Path) -> list[Path]:
+    """The sweep directories under ``root`` (not the server's launch lock)."""
+    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
+
+
+async def test_bad_parameter(client: Client, root: Path) -> None:
     text = await err(client, "sweep_run", {"strategies": ["TrimmedMean:beta=0.7"]})
     assert "beta" in text
     text = await err(client, "sweep_run", {"strategies": ["Krum:g=1"]})
     assert "unknown parameter 'g'" in text
-    # preconditions that would only fail at round 1 are refused up front
-    text = await err(client, "sweep_run", {"strategies": ["Krum:f=3"], "clients": 5})
-    assert "needs at least 9 clients" in text
-    text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "dataset": "nosuch"})
-    assert "dataset 'nosuch' is unknown" in text and "digits" in text
-    assert list(root.iterdir()) == []
+    assert sweeps_in(root) == []
+
+
+async def test_sweep_refusal_is_the_error(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sweep process refuses (exit 2, one line): that line is the error, no sweep is left
+    monkeypatch.setenv("FAKE_SWEEP_MODE", "refuse")
+    text = await err(client, "sweep_run", SMALL)
+    assert text == "invalid sweep: run 'FedAvg': fake refusal of the input"
+    assert sweeps_in(root) == []
+    assert (await ok(client, "list_sweeps"))["sweeps"] == []
 
 
 @pytest.mark.parametrize("rounds", [0, 51, 100_000])
@@ -330,7 +297,7 @@ async def test_sweep_that_dies_at_start_is_an_error(
     monkeypatch.setenv("FAKE_SWEEP_MODE", "crash")
     text = await err(client, "sweep_run", SMALL)
     assert "exited with code 3" in text and "refusing to start" in text
-    (sweep_dir,) = root.iterdir()
+    (sweep_dir,) = sweeps_in(root)
     status = await ok(client, "sweep_status", {"sweep_id": sweep_dir.name})
     assert status["state"] == "failed" and "refusing to start" in status["error"]
 
@@ -420,6 +387,16 @@ async def real_client(root: Path) -> AsyncIterator[Client]:
             yield c
     finally:
         srv.service.launcher.kill_all()
+
+
+async def test_real_sweep_refuses_what_it_cannot_run(real_client: Client, root: Path) -> None:
+    # checked by the sweep process (it loads the data), before it writes a run file;
+    # its one-line refusal is the tool's error and no sweep directory is left
+    text = await err(real_client, "sweep_run", {"strategies": ["Krum:f=3"], "clients": 5})
+    assert "needs at least 9 clients" in text and text.startswith("invalid sweep: ")
+    text = await err(real_client, "sweep_run", {"strategies": ["FedAvg"], "dataset": "nosuch"})
+    assert "dataset 'nosuch' is unknown" in text and "digits" in text
+    assert sweeps_in(root) == []
 
 
 async def test_real_sweep_end_to_end(real_client: Client, root: Path) -> None:

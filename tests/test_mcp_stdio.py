@@ -148,7 +148,7 @@ async def test_stdio_bad_inputs_leave_the_server_healthy(root: Path) -> None:
     env = {"VELOCITY_TEST_SLOW_RUN": "FedAvg:0.2"}  # inherited by the sweep it starts
     with anyio.fail_after(180):
         async with Client(params(root, "--max-concurrent-sweeps", "1", env=env)) as client:
-            text = await err(client, "sweep_run", {"strategies": ["Krmu"]})
+            text = await err(client, "sweep_run", {"strategies": ["Krumm"]})
             assert "did you mean 'Krum'" in text
             text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "rounds": 10**6})
             assert "rounds" in text and "less than or equal to" in text

@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pytest
 
 from velocity.errors import SpecError
 from velocity.spec import build_sweep, matrix_spec
-from velocity.sweep import TEST_CRASH_ENV, TEST_RAISE_ENV, run_sweep
+from velocity.sweep import TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV, run_sweep
 
 TINY = {"rounds": 3, "clients": 5}
 STRATEGIES = ["FedAvg", "FedMedian"]
@@ -86,7 +88,8 @@ def test_ray_writes_the_local_backends_files(
         summary = read(ours / "summary.json")
         assert summary["status"] == "done"
         assert summary["final_loss"] == read(theirs / "summary.json")["final_loss"]
-        assert result.runs[spec.name].worker["node"]  # where it ran
+        worker = result.runs[spec.name].worker
+        assert worker and worker["node"]  # where it ran
     assert "backend" not in read(out / tiny_runs()[0].name / "config.json")
     assert read(out / "plan.json")["backend"] == "ray"
     status = read(out / "status.json")
@@ -129,6 +132,47 @@ def test_failed_runs_on_ray_are_isolated_and_resume_on_local(
         assert (out / name / "rounds.csv").read_bytes() == (
             local_sweep / name / "rounds.csv"
         ).read_bytes()
+
+
+def test_ray_driver_that_cannot_write_a_run_stops_the_sweep(
+    ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver writes a Ray run's files: when it cannot (here progress.json became a
+    directory under it), that run fails with the reason and the sweep stops, recorded."""
+    runs = matrix_spec(["FedAvg", "FedMedian", "TrimmedMean"], rounds=3, clients=4).expand()
+    monkeypatch.setenv(TEST_SLOW_ENV, "FedAvg:1")
+    out = tmp_path / "sweep"
+    progress = out / "FedAvg" / "progress.json"
+
+    def break_progress() -> None:  # the fault, injected while the run goes
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if read(progress)["round"] >= 1:
+                    progress.unlink()
+                    progress.mkdir()
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+
+    injector = threading.Thread(target=break_progress, daemon=True)
+    injector.start()
+    result = run_sweep(runs, out, progress=False, backend="ray", parallel=1)
+    injector.join(timeout=5)
+    assert result.state == "failed" and result.exit_code == 1
+    assert result.error and "while writing" in result.error and "progress.json" in result.error
+    status = read(out / "status.json")
+    assert status["state"] == "failed" and status["error"] == result.error
+    assert status["runs"]["FedAvg"]["state"] == "failed"
+    assert {status["runs"][n]["state"] for n in ("FedMedian", "TrimmedMean")} <= {
+        "cancelled",
+        "done",
+    }
+    assert not list(out.rglob("*.tmp"))
+    monkeypatch.delenv(TEST_SLOW_ENV)
+    again = run_sweep(runs, out, progress=False, resume=True)
+    assert again.state == "done" and not again.failed
 
 
 def test_ray_writes_storage_checkpoints_on_the_driver(

@@ -87,3 +87,68 @@ def test_schemas_describe_every_strategy_and_parameter() -> None:
     assert schemas["Krum"]["selection"] is True
     assert schemas["FedAvg"]["selection"] is False
     assert "arxiv" in schemas["FedMedian"]["reference"]
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        ("Median", "FedMedian"),
+        ("CoordinateWiseMedian", "FedMedian"),
+        ("TrMean", "TrimmedMean"),
+        ("FedTrimmedAvg", "TrimmedMean"),
+        ("GeoMed", "GeometricMedian"),
+        ("RFA", "GeometricMedian"),
+        ("CC", "CenteredClipping"),
+        ("multi_krum", "MultiKrum"),
+    ],
+)
+def test_aliases_from_other_libraries_are_accepted(alias: str, name: str) -> None:
+    s = parse_strategy(alias)
+    assert s.name == name
+    assert s.label() == name  # written back under its own name
+
+
+@pytest.mark.parametrize(("name", "suggested"), [("Average", "FedAvg"), ("FedAvgM", "FedAvg")])
+def test_similar_but_different_rules_are_only_suggested(name: str, suggested: str) -> None:
+    with pytest.raises(ValueError, match=f"did you mean '{suggested}'"):
+        parse_strategy(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("Krum:f=9007199254740993", "9007199254740993"),  # not rounded through a float
+        ("Krum:f=9223372036854775807", "9223372036854775807"),
+        ("Bulyan:f=4611686018427387904", "4611686018427387904"),
+        ("Krum:f=1e400", "1e400"),
+        ("MultiKrum:m=99999999999999999999", "99999999999999999999"),
+        ("Krum:f=true", "true"),
+        ("FedProx:mu=inf", "inf"),
+        ("GeometricMedian:eps=nan", "NaN"),
+    ],
+)
+def test_out_of_range_values_name_the_parameter(text: str, needle: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_strategy(text)
+    assert needle in str(info.value) and "." in str(info.value), str(info.value)
+
+
+def test_integers_are_exact_and_bounded() -> None:
+    assert parse_strategy("Krum:f=1e3") == Krum(f=1000)
+    assert parse_strategy("Krum:f=1000000").f == 1_000_000
+    with pytest.raises(ValueError, match=r"Krum\.f.*\[0, 1000000\]"):
+        parse_strategy("Krum:f=1000001")
+    for value in (True, 2.5, "1.5", 2**64):
+        with pytest.raises(ValueError):
+            Krum(f=value)  # type: ignore[arg-type]
+
+
+def test_parameter_names_of_other_libraries_are_suggested() -> None:
+    with pytest.raises(ValueError, match="did you mean 'mu'"):
+        parse_strategy("FedProx:proximal_mu=0.1")
+    with pytest.raises(ValueError, match="did you mean 'f'"):
+        parse_strategy({"type": "Krum", "num_malicious_clients": 1})
+    with pytest.raises(ValueError, match="given twice"):
+        parse_strategy({"type": "Krum", "f": 1, "params": {"f": 2}})
+    with pytest.raises(ValueError, match="params must be a table"):
+        parse_strategy({"type": "Krum", "params": [1, 2]})

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def tiny_runs(strategies: list[str], attacks: list[str] = (), **shared: object) -> list:
+def tiny_runs(strategies: list[str], attacks: Sequence[str] = (), **shared: object) -> list:
     return matrix_spec(strategies, attacks, **{**TINY, **shared}).expand()
 
 

@@ -4,6 +4,9 @@ Everything numeric is float32 and C-contiguous on the way in; the Python layer
 (``velocity.strategy``, ``velocity.attacks``, ``velocity.server``) coerces before
 calling. Bad input raises ``ValueError`` (bad values; its subclass ``NonFiniteError``
 for NaN/Inf) or ``TypeError`` (wrong dtype/type); no Rust panic ever reaches Python.
+Integer arguments are Python ints (or ``__index__`` objects), never bools or floats,
+and counts are at most 1,000,000: a larger int is a ``ValueError`` naming the
+argument, never an ``OverflowError``.
 """
 
 from typing import Any, Literal, TypedDict, final
@@ -23,6 +26,8 @@ class ParamSchema(TypedDict):
     min_inclusive: bool
     max_inclusive: bool
     nullable: bool
+    class_id: bool
+    """The value is a class id: below the dataset's number of classes."""
     description: str
 
 class AttackSchema(TypedDict):
@@ -100,6 +105,12 @@ def aggregate(
     """
 
 def valid_attacks() -> list[str]: ...
+def attack_name(name: str) -> str:
+    """The registered name for a name or alias, ignoring case, ``_``, ``-`` and spaces."""
+
+def byzantine_counts(attacks: list[tuple[str, dict[str, Any]]], num_clients: int) -> list[int]:
+    """Byzantine clients per attack among ``num_clients``; ValueError beyond ``num_clients``."""
+
 def attack_schemas() -> dict[str, AttackSchema]: ...
 def validate_attack(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Check an attack against its schema; return all its parameters, defaults filled."""

@@ -9,8 +9,9 @@ schemas.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 ValueType = Literal["int", "float", "str", "bool"]
@@ -46,7 +47,10 @@ def split_inline(text: str) -> tuple[str, dict[str, str]]:
 def coerce(value: Any, kind: ValueType, *, nullable: bool, where: str) -> Any:
     """Convert ``value`` (a string from the command line, or a TOML/JSON value) to ``kind``.
 
-    ``where`` names the parameter in error messages, e.g. ``"Krum.f"``.
+    ``where`` names the parameter in error messages, e.g. ``"Krum.f"``. Integers are
+    parsed exactly (``9007199254740993`` stays itself; ``1e3`` and ``2.0`` are read
+    as the integers they spell); booleans are never numbers. Ranges are checked by
+    whoever owns the parameter (the Rust factories and attack schemas).
     """
     if isinstance(value, str):
         text = value.strip()
@@ -54,52 +58,159 @@ def coerce(value: Any, kind: ValueType, *, nullable: bool, where: str) -> Any:
     if value is None:
         if nullable:
             return None
-        raise ValueError(f"{where} must be a {kind}, got None")
+        raise ValueError(f"{where} must be {_KIND_TEXT[kind]}, got None")
     if kind == "bool":
         if isinstance(value, bool):
             return value
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where} must be an integer, got {value!r}")
+            raise ValueError(f"{where} must be an integer, got {short_repr(value)}")
         if isinstance(value, float):
             if not value.is_integer():
-                raise ValueError(f"{where} must be an integer, got {value!r}")
+                raise ValueError(f"{where} must be an integer, got {short_repr(value)}")
             value = int(value)
         return value
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where} must be a number, got {value!r}")
-        return float(value)
+            raise ValueError(f"{where} must be a number, got {short_repr(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"{where} must be a finite number, got {short_repr(value)}") from None
     elif isinstance(value, str):
         return value
-    raise ValueError(f"{where} must be a {kind}, got {value!r}")
+    raise ValueError(f"{where} must be {_KIND_TEXT[kind]}, got {short_repr(value)}")
+
+
+_KIND_TEXT = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+_PLAIN_INT = re.compile(r"[+-]?[0-9](?:_?[0-9])*")
+#: Integers longer than this are refused as text: no parameter is anywhere near it,
+#: and Python's int() refuses 4300+ digits with a message that names nothing.
+MAX_INT_DIGITS = 30
+
+
+def parse_int(text: str, where: str) -> int:
+    """The integer ``text`` spells, exactly: ``"42"``, ``"-3"``, ``"1_000"``, ``"1e3"``, ``"2.0"``.
+
+    Never goes through a float, so ``9007199254740993`` is not rounded to ``…992``.
+    """
+    text = text.strip()
+    digits = text.lstrip("+-").replace("_", "")
+    if _PLAIN_INT.fullmatch(text):
+        if len(digits) > MAX_INT_DIGITS:
+            raise ValueError(
+                f"{where} must be an integer of at most {MAX_INT_DIGITS} digits, "
+                f"got {short_repr(text)}"
+            )
+        return int(text)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{where} must be an integer, got {short_repr(text)}") from None
+    if not number.is_finite() or number.adjusted() >= MAX_INT_DIGITS:
+        raise ValueError(f"{where} must be a finite integer, got {short_repr(text)}")
+    if number != number.to_integral_value():
+        raise ValueError(f"{where} must be an integer, got {short_repr(text)}")
+    return int(number)
 
 
 def _from_text(text: str, kind: ValueType, where: str) -> Any:
-    try:
-        if kind == "int":
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
-        if kind == "float":
+    if kind == "int":
+        return parse_int(text, where)
+    if kind == "float":
+        try:
             return float(text)
-    except ValueError:
-        raise ValueError(
-            f"{where} must be {'an integer' if kind == 'int' else 'a number'}, got {text!r}"
-        ) from None
+        except ValueError:
+            raise ValueError(f"{where} must be a number, got {short_repr(text)}") from None
     if kind == "bool":
         lowered = text.lower()
         if lowered in {"true", "1", "yes"}:
             return True
         if lowered in {"false", "0", "no"}:
             return False
-        raise ValueError(f"{where} must be true or false, got {text!r}")
+        raise ValueError(f"{where} must be true or false, got {short_repr(text)}")
     return text
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened to ``limit`` characters for a one-line message."""
+    try:
+        text = repr(value)
+    except Exception:  # a repr that raises (or recurses) must not hide the real error
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """``text`` for a one-line message: control characters escaped, cut to ``limit``."""
+    escaped = text if text.isprintable() else repr(text)[1:-1]
+    if len(escaped) <= limit:
+        return escaped
+    return f"{escaped[:limit]}… ({len(text)} characters)"
+
+
+# --------------------------------------------------------------------------- suggestions
+#
+# The one "did you mean" of the Python side; the Rust core's ``error::closest`` uses
+# the same rule (same key, same similarity, same cutoff), so a name gets the same
+# suggestion whichever side refuses it.
+
+#: Least similarity for a suggestion (Rust: ``error::SUGGEST_CUTOFF``).
+SUGGEST_CUTOFF = 0.6
+
+
+def name_key(name: str) -> str:
+    """A name as it is compared: lower case, no ``_``, ``-``, spaces or dots."""
+    return "".join(c for c in name.lower() if c not in "_- .")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions and
+    swaps of two neighbours (``mpl`` → ``mlp``) cost 1 each."""
+    rows = [list(range(len(b) + 1))]
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(rows[i - 1][j - 1] + (ca != cb), rows[i - 1][j] + 1, row[j - 1] + 1)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, rows[i - 2][j - 2] + 1)
+            row.append(cost)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def similarity(a: str, b: str) -> float:
+    """1 − edit distance / longer length, and ≥ 0.9 when one key (≥ 4 chars) begins the other."""
+    longer = max(len(a), len(b))
+    if longer == 0:
+        return 1.0
+    plain = 1.0 - _edit_distance(a, b) / longer
+    if min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)):
+        return max(plain, 0.9)
+    return plain
+
+
+def closest(name: str, choices: Iterable[str] | Mapping[str, str]) -> str | None:
+    """The choice closest to ``name`` if it is close enough to be a typo, else None.
+
+    ``choices`` may map spellings (aliases, other libraries' names) to the name to
+    suggest for them.
+    """
+    pairs = choices.items() if isinstance(choices, Mapping) else ((c, c) for c in choices)
+    key = name_key(name)[:200]
+    if not key:
+        return None
+    best: tuple[float, str] | None = None
+    for spelling, suggestion in pairs:
+        score = similarity(key, name_key(spelling))
+        if score >= SUGGEST_CUTOFF and (best is None or score > best[0]):
+            best = (score, suggestion)
+    return best[1] if best else None
+
+
+def did_you_mean(name: str, choices: Iterable[str] | Mapping[str, str]) -> str:
     """``" (did you mean 'X'?)"`` for the closest choice, or ``""`` if none is close."""
-    by_key = {c.lower(): c for c in choices}
-    match = difflib.get_close_matches(name.lower(), list(by_key), n=1, cutoff=0.6)
-    return f" (did you mean {by_key[match[0]]!r}?)" if match else ""
+    match = closest(name, choices)
+    return f" (did you mean {match!r}?)" if match else ""

@@ -11,39 +11,62 @@ Failures stay local. A run whose ``run_one`` raises, or whose worker process die
 (killed, out of memory), is recorded as failed, with a ``summary.json`` saying
 why; the pool is rebuilt and every other run finishes. SIGINT and SIGTERM stop
 the sweep cleanly (:func:`~velocity.executors.stop_on_signals`): pending runs are
-cancelled, the workers terminated, finished runs left intact.
+cancelled, the workers terminated, finished runs left intact. A run that cannot
+write its files (a full disk) is failed with that reason and stops the sweep.
+
+Workers never outlive their driver (the process running the sweep). A worker
+asks the kernel to SIGKILL it when its parent dies (``prctl(PR_SET_PDEATHSIG)``
+on Linux; with ``forkserver`` the parent is the fork server, which exits with the
+driver once the workers let go of its keep-alive pipe), and checks that the
+driver is alive (known by pid and start time, so a reused pid does not pass)
+right after it starts (the parent may have died before the ``prctl``), from a
+watchdog thread every 0.2 s (an idle worker, waiting for a run, included), before
+each run it takes and after every round: an orphaned worker exits at once, where
+``prctl`` exists or not. Before it deletes or creates a run directory it also
+checks that the sweep directory's lock (:mod:`velocity.sweeplock`) is held by its
+driver, so a worker never touches a run that a live driver did not hand it: a
+``--resume`` started after the driver died owns every run.
 
 Test-only hooks (read by the worker; never set them in real use):
 ``VELOCITY_TEST_CRASH_RUN=<run name>`` makes that run's worker SIGKILL itself after
 round 1; ``VELOCITY_TEST_RAISE_RUN=<run name>`` makes that run raise before it
 starts; ``VELOCITY_TEST_SLOW_RUN=<run name>:<seconds>`` sleeps after each round.
+``VELOCITY_TEST_NO_PDEATHSIG=1`` makes workers skip the ``prctl``, so that only
+the liveness checks stop an orphan (as on platforms without it).
 ``VELOCITY_MP_START=fork|forkserver|spawn`` overrides the process start method.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import multiprocessing
 import os
 import queue
 import resource
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
+from velocity import sweeplock
 from velocity.executors import ExecutionSettings, Executor
 from velocity.spec import RunSpec
+from velocity.sweeplock import pid_alive
 
 TEST_CRASH_ENV = "VELOCITY_TEST_CRASH_RUN"
 TEST_RAISE_ENV = "VELOCITY_TEST_RAISE_RUN"
 TEST_SLOW_ENV = "VELOCITY_TEST_SLOW_RUN"
 TEST_HOOK_ENV = (TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV)
+TEST_NO_PDEATHSIG_ENV = "VELOCITY_TEST_NO_PDEATHSIG"
 START_METHOD_ENV = "VELOCITY_MP_START"
 PINNED_ENV = (
     "OMP_NUM_THREADS",
@@ -54,21 +77,40 @@ PINNED_ENV = (
     "RAYON_NUM_THREADS",
 )
 _MAX_STRIKES = 2  # a run whose worker died this many times (cause unknown) is failed
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_ORPHAN_EXIT = 75  # the exit status of a worker that found its driver gone
+_WATCH_S = 0.2  # how often a worker's watchdog thread checks that its driver is alive
 
 
 # --------------------------------------------------------------------------- worker side
 
 _events: Any = None
 _limiter: Any = None
+_driver_pid: int | None = None  # the sweep's driver (None: not a pool worker)
+_driver_started: int | None = None  # the driver's start time (process_start)
+_parent_pid: int | None = None  # this worker's parent when it started
 
 
-def _init_worker(events: Any, environ: dict[str, str]) -> None:
-    """Pool initializer: the parent's environment, pinned thread pools, Ctrl-C left to the parent.
+def _init_worker(
+    events: Any,
+    environ: dict[str, str],
+    driver_pid: int | None = None,
+    driver_started: int | None = None,
+) -> None:
+    """Pool initializer: die with the driver, the parent's environment, pinned thread pools.
 
     A forkserver started earlier holds an older environment; the parent's current
     one is applied, so a worker sees the same settings whatever the start method.
+    Ctrl-C is left to the parent.
     """
-    global _events, _limiter
+    global _events, _limiter, _driver_pid, _driver_started, _parent_pid
+    if not environ.get(TEST_NO_PDEATHSIG_ENV):
+        set_parent_death_signal()
+    _driver_pid, _driver_started, _parent_pid = driver_pid, driver_started, os.getppid()
+    exit_if_orphaned()  # the driver may have died before the prctl: no signal would come
+    _release_forkserver()
+    if driver_pid is not None:  # an idle worker (waiting for a run) checks too
+        threading.Thread(target=_watch_driver, name="velocity-watch-driver", daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
@@ -82,14 +124,134 @@ def _init_worker(events: Any, environ: dict[str, str]) -> None:
     _events = events
 
 
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux only).
+
+    Returns whether it was set. (The parent is the thread that started this
+    process; the pool starts its workers from the sweep's own thread, which lives
+    as long as the sweep.)
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``); None if unknown.
+
+    With the pid, it names one process for good: a pid reused later starts later.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def driver_alive() -> bool:
+    """Whether this worker's driver is alive (and, when it was, still this worker's parent).
+
+    A worker whose parent died has been re-parented; with ``forkserver`` the parent
+    is the fork server, and the driver is known by its pid and start time, so a
+    pid reused by another process does not pass for it.
+    """
+    if _driver_pid is None:
+        return True
+    parent = os.getppid()
+    if parent != _parent_pid:
+        return False  # re-parented: the parent (the driver or the fork server) died
+    if parent == _driver_pid:
+        return True
+    if _driver_started is None:  # no /proc: the pid alone
+        return pid_alive(_driver_pid)
+    return pid_alive(_driver_pid) and process_start(_driver_pid) == _driver_started
+
+
+def exit_if_orphaned() -> None:
+    """Exit this worker at once (no cleanup, no more writes) when its driver is gone."""
+    if not driver_alive():
+        os._exit(_ORPHAN_EXIT)
+
+
+def _watch_driver() -> None:
+    while True:
+        time.sleep(_WATCH_S)
+        exit_if_orphaned()
+
+
+def _release_forkserver() -> None:
+    """Close this worker's copy of the fork server's keep-alive pipe.
+
+    The fork server exits when every holder of that pipe is gone, and it hands a
+    copy to each worker it starts (a forked worker inherits the driver's): without
+    this, a fork server outlives a dead driver as long as its workers do, and their
+    parent-death signal (the fork server's death) never comes. A worker never
+    starts processes, so it never needs the pipe.
+    """
+    try:
+        from multiprocessing import forkserver
+
+        server = forkserver._forkserver
+    except (ImportError, AttributeError):
+        return
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if not isinstance(fd, int):
+        return
+    with suppress(OSError):
+        os.close(fd)
+    setattr(server, "_forkserver_alive_fd", None)  # noqa: B010 - a private attribute
+
+
 def _emit(*event: Any) -> None:
+    exit_if_orphaned()  # between rounds: an orphan writes nothing more
     if _events is not None:
         _events.put(event)
 
 
+def _check_handed(run_dir: Path) -> None:
+    """Refuse a run unless a live driver that holds the sweep's lock handed it out.
+
+    An orphan exits; a worker whose sweep directory is now locked by another
+    process (a resume started after the driver died) raises without touching it.
+    """
+    exit_if_orphaned()
+    if _driver_pid is None:
+        return
+    holder = sweeplock.holder(run_dir.parent)
+    if holder is not None and holder != _driver_pid:
+        exit_if_orphaned()
+        raise RuntimeError(
+            f"run {run_dir.name!r} was not handed out by this sweep's driver (pid "
+            f"{_driver_pid}): {run_dir.parent} is locked by pid {holder}"
+        )
+
+
 def _run_in_worker(spec_json: dict[str, Any], run_dir: str) -> dict[str, Any]:
     """Execute one run (in a pool worker); returns its summary and the worker's numbers."""
-    return execute_run(RunSpec.model_validate(spec_json), Path(run_dir), _emit)
+    path = Path(run_dir)
+    _check_handed(path)  # before deleting or creating anything in it
+    return execute_run(RunSpec.model_validate(spec_json), path, _emit)
+
+
+def clean_run_dir(path: Path) -> None:
+    """Remove whatever is at ``path`` (a run directory, or a file or link in its place)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+        return
+    for attempt in range(3):
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # a file appeared while it was being removed
+            if exc.errno != errno.ENOTEMPTY or attempt == 2:
+                raise
+            time.sleep(0.05)
 
 
 def execute_run(spec: RunSpec, path: Path, emit: Callable[..., None]) -> dict[str, Any]:
@@ -101,8 +263,7 @@ def execute_run(spec: RunSpec, path: Path, emit: Callable[..., None]) -> dict[st
     """
     from velocity.server import run_one
 
-    if path.exists():  # a run restarted after a crash or on resume starts clean
-        shutil.rmtree(path)
+    clean_run_dir(path)  # a run restarted after a crash or on resume starts clean
     started = time.time()
     emit("start", spec.name, os.getpid(), started)
     first_round: list[float] = []
@@ -201,7 +362,7 @@ class PoolRunner(Executor):
             max_workers=min(self.workers, len(specs)),
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(events, dict(os.environ)),
+            initargs=(events, dict(os.environ), os.getpid(), process_start(os.getpid())),
         )
         futures: dict[Future[dict[str, Any]], RunSpec] = {}
         listener = threading.Thread(target=self._listen, args=(events, stop, pool), daemon=True)
@@ -227,6 +388,11 @@ class PoolRunner(Executor):
                                 broken.append(spec)
                     break
             if self.cancel.is_set():
+                for future, spec in list(futures.items()):  # record the runs that ended
+                    if future.done() and not future.cancelled():
+                        futures.pop(future)
+                        if self._collect(future, spec):
+                            broken.append(spec)
                 self._terminate(pool)
                 return [], list(futures.values()) + broken
             return broken, list(futures.values())
@@ -241,7 +407,7 @@ class PoolRunner(Executor):
         except BrokenProcessPool:
             return True
         except Exception as exc:
-            self.fail(spec, f"{type(exc).__name__}: {exc}")
+            self.fail_on_exception(spec, exc)
             return False
         self.finished(spec, result)
         return False
@@ -276,11 +442,15 @@ class PoolRunner(Executor):
                 continue
             except (EOFError, OSError, ValueError):
                 return
-            if event[0] == "start":
-                proc = getattr(pool, "_processes", {}).get(event[2])
-                if proc is not None:
-                    self._procs[event[2]] = proc
-            self.tracker.event(event)
+            try:
+                if event[0] == "start":
+                    proc = getattr(pool, "_processes", {}).get(event[2])
+                    if proc is not None:
+                        self._procs[event[2]] = proc
+                self.tracker.event(event)
+            except Exception as exc:  # never die silently: stop the sweep and say why
+                self.abort(f"recording an event of run {event[1]!r} failed: {exc!r}")
+                return
 
     @staticmethod
     def _listen_stop(stop: threading.Event, listener: threading.Thread) -> None:

@@ -22,6 +22,8 @@ Failures stay local. A task that raises, or whose worker process or node dies
 (killed, out of memory), makes that run failed with the reason; tasks are not
 retried (``max_retries=0``: a rerun is ``--resume``), and the other runs go on.
 A worker whose velocity version differs from the driver's refuses its run.
+When the driver cannot write a run's files (a full disk), that run is failed with
+the reason and the sweep stops (:meth:`~velocity.executors.Executor.abort`).
 
 Ray is an optional dependency (``pip install 'velocity-fl[ray]'``), imported
 only when this backend is chosen.
@@ -32,21 +34,20 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import shutil
 import socket
 import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from velocity._pool import TEST_HOOK_ENV, execute_run
+from velocity._pool import TEST_HOOK_ENV, clean_run_dir, execute_run
 from velocity.errors import SpecError
 from velocity.executors import ExecutionSettings, Executor
-from velocity.runio import atomic_write_bytes, atomic_write_json
+from velocity.runio import atomic_write_bytes, atomic_write_json, describe_write_error
 from velocity.spec import RunSpec
 from velocity.storage import resolve_storage
 
@@ -224,9 +225,13 @@ class RayExecutor(Executor):
                 for generator in running:
                     ray.cancel(generator, force=True)
                 return self.cancelled()
-            while waiting and len(running) < self.workers:
+            while waiting and len(running) < self.workers and not self.cancel.is_set():
                 spec = waiting.popleft()
-                shutil.rmtree(self.out_dir / spec.name, ignore_errors=True)  # a rerun starts clean
+                try:
+                    clean_run_dir(self.out_dir / spec.name)  # a rerun starts clean
+                except OSError as exc:
+                    self.fail_on_exception(spec, exc)
+                    continue
                 running[task.remote(spec.to_json(), hooks, velocity.__version__)] = spec
             ready, _ = ray.wait(list(running), num_returns=1, timeout=_WAIT_S)
             for generator in ready:
@@ -251,10 +256,19 @@ class RayExecutor(Executor):
             detail = f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
             self.fail(spec, f"Ray could not finish the run: {detail}")
             return True
-        if isinstance(item, tuple):
-            self._event(spec, item)
-            return False
-        self._write_files(spec, item)
+        try:
+            if isinstance(item, tuple):
+                self._event(spec, item)
+                return False
+            self._write_files(spec, item)
+        except OSError as exc:  # the driver cannot write the run's files: fail it, stop
+            if isinstance(item, tuple):  # the task is still running: stop it
+                with suppress(Exception):
+                    ray.cancel(generator, force=True)
+            reason = describe_write_error(exc)
+            self.fail(spec, reason)
+            self.abort(reason)
+            return True
         self.finished(spec, item)
         return True
 

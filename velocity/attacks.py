@@ -14,8 +14,28 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from velocity import _core
-from velocity._inline import coerce, split_inline
+from velocity._inline import coerce, did_you_mean, short_repr, split_inline
 from velocity.errors import format_validation_error
+
+#: Parameter names of other libraries (ByzFL, Flower, papers) -> ours: suggested when
+#: a parameter is unknown, never accepted.
+PARAM_HINTS = {
+    "num_byzantine": "count",
+    "n_byzantine": "count",
+    "nb_byz": "count",
+    "f": "count",
+    "byzantine_fraction": "fraction",
+    "start": "start_round",
+    "end": "end_round",
+    "std": "sigma",
+}
+
+
+def attack_name(name: str) -> str:
+    """The registered name for ``name``: case, ``_``/``-`` and spaces are ignored and
+    aliases resolve (``ALIE``, ``Gaussian-Noise``, ByzFL's ``ALittleIsEnough``,
+    ``InnerProductManipulation``, ``SignFlipping``). ValueError with the close match."""
+    return _core.attack_name(name)
 
 
 def valid_attacks() -> list[str]:
@@ -46,16 +66,27 @@ class AttackSpec(BaseModel):
     def _validate(cls, data: Any) -> Any:
         if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
             return data  # pydantic reports the missing or mistyped field
-        name: str = data["type"]
-        params = dict(data.get("params") or {})
-        schema = attack_schemas().get(name)
-        if schema is not None:
-            for key, value in params.items():
-                spec = schema["params"].get(key)
-                if spec is not None and isinstance(value, str):
-                    params[key] = coerce(
-                        value, spec["type"], nullable=spec["nullable"], where=f"{name}.{key}"
-                    )
+        name = attack_name(data["type"])
+        params = data.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise ValueError(
+                f"{name}.params must be a table of key = value, got {short_repr(params)}"
+            )
+        params = dict(params)
+        schema = attack_schemas()[name]
+        for key, value in params.items():
+            spec = schema["params"].get(key) if isinstance(key, str) else None
+            if spec is None:
+                allowed = sorted(schema["params"])
+                hint = did_you_mean(str(key), {**PARAM_HINTS, **{a: a for a in allowed}})
+                raise ValueError(
+                    f"unknown parameter {short_repr(key)} for attack {name!r}{hint}; "
+                    f"valid: {', '.join(allowed)}"
+                )
+            if isinstance(value, str):
+                params[key] = coerce(
+                    value, spec["type"], nullable=spec["nullable"], where=f"{name}.{key}"
+                )
         return {"type": name, "params": dict(_core.validate_attack(name, params))}
 
     @property
@@ -78,17 +109,26 @@ def parse_attack(spec: str | Mapping[str, Any] | AttackSpec) -> AttackSpec:
     """
     if isinstance(spec, AttackSpec):
         return spec
+    raw: dict[str, Any]
     if isinstance(spec, str):
-        name, raw = split_inline(spec)
+        name, inline = split_inline(spec)
+        raw = dict(inline)
     elif isinstance(spec, Mapping):
         params = dict(spec)
         name = params.pop("type", None)
         if not isinstance(name, str):
-            raise ValueError(f"attack needs a 'type' name, got {dict(spec)!r}")
-        params.update(params.pop("params", None) or {})
-        raw = params
+            raise ValueError(f"attack needs a 'type' name, got {short_repr(dict(spec))}")
+        nested = params.pop("params", None)
+        if nested is not None and not isinstance(nested, Mapping):
+            raise ValueError(
+                f"{name}.params must be a table of key = value, got {short_repr(nested)}"
+            )
+        twice = sorted(set(params) & set(nested or {}), key=str)
+        if twice:
+            raise ValueError(f"{name}: parameter {twice[0]!r} given twice (flat and under params)")
+        raw = {**params, **(nested or {})}
     else:
-        raise ValueError(f"cannot read an attack from {spec!r}")
+        raise ValueError(f"cannot read an attack from {short_repr(spec)}")
     try:
         return AttackSpec(type=name, params=raw)
     except ValidationError as exc:

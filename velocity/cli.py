@@ -11,16 +11,23 @@ before it, so ``--attacks gaussian_noise:sigma=0.5,fraction=0.3,sign_flipping``
 is two attacks. Both flags can also be repeated, one item each.
 
 A user error (bad name or parameter, unknown key, missing or malformed file,
-duplicate run names, an output directory that cannot be written) prints one line,
-``velocity: error: <message>``, exits with status 2 and writes nothing.
+duplicate run names, an output directory that cannot be written, a run that could
+not start or would not fit in memory) prints one line, ``velocity: error:
+<message>``, exits with status 2 and writes nothing: every check runs before the
+first file is written. No input reaches the user as a traceback: an ``OverflowError``,
+``RecursionError`` or ``MemoryError`` is reported as that one line too.
 Exit status otherwise: 0 success (a sweep whose runs diverged included: that is a result),
-1 a run failed (or `velocity run` diverged), 130 interrupted.
+1 a run failed (or `velocity run` diverged), 130 interrupted. Output cut short by
+its reader (``velocity strategies --json | head -1``) ends quietly with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -29,7 +36,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from velocity.errors import SpecError, format_validation_error
+from velocity.errors import SpecError, check_path_name, format_validation_error
 
 PROG = "velocity"
 
@@ -57,25 +64,90 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+#: OSErrors caused by a path the user gave (exit 2, like any bad input); others exit 1.
+_USER_PATH_ERRORS = frozenset(
+    {
+        errno.ENAMETOOLONG,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ELOOP,
+        errno.EEXIST,
+        errno.EINVAL,
+    }
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``velocity`` console script; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace, list[str]], int] = args.handler
     try:
-        return handler(args, argv)
+        _take_over_interrupts()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace, list[str]], int] = args.handler
+        status = handler(args, argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+        return status
     except ValidationError as exc:
         _print_error(format_validation_error(exc))
         return 2
     except (SpecError, ValueError) as exc:
         _print_error(str(exc))
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
     except OSError as exc:
-        _print_error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        where = f": {exc.filename}" if exc.filename else ""
+        _print_error(f"{exc.strerror or exc}{where}")
+        return 2 if exc.errno in _USER_PATH_ERRORS else 1
+    except OverflowError as exc:
+        _print_error(f"a number is too large: {exc}")
+        return 2
+    except RecursionError:
+        _print_error("the input nests too deeply")
+        return 2
+    except MemoryError:
+        _print_error("out of memory; use a smaller dataset, model or number of clients")
         return 1
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
+
+
+def _take_over_interrupts() -> None:
+    """From here on a Ctrl-C raises KeyboardInterrupt into ``main``'s ``try``: put back
+    Python's handler where ``velocity.__main__`` installed its start-up one."""
+    try:
+        handler = signal.getsignal(signal.SIGINT)
+        if getattr(handler, "velocity_startup", False):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+def _silence_stdout() -> None:
+    """The reader closed stdout (``| head``): drop what is left, and the final flush."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("velocity-fl")
+    except Exception:  # not installed as a distribution (a bare checkout)
+        from velocity._core import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Which federated-learning strategy holds up against the attacks you fear?",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sweep = sub.add_parser(
@@ -259,10 +332,11 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 
     out, resume = _sweep_out(args)
     runs, shared, config_path = _sweep_runs(args, resume_dir=out if resume else None)
+    parallel = shared.parallel if args.parallel is None else _setting("parallel", args.parallel)
     result = run_sweep(
         runs,
         out,
-        parallel=shared.parallel if args.parallel is None else args.parallel,
+        parallel=parallel,
         resume=resume,
         command=[PROG, *argv],
         config_path=config_path,
@@ -274,10 +348,11 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _sweep_out(args: argparse.Namespace) -> tuple[Path, bool]:
     if args.resume:
-        if args.out and Path(args.out) != Path(args.resume):
+        resume = check_path_name(args.resume, "--resume")
+        if args.out and check_path_name(args.out, "--out") != resume:
             raise SpecError("give either --out or --resume (the sweep directory), not both")
-        return Path(args.resume), True
-    return (Path(args.out) if args.out else default_out("sweep")), False
+        return resume, True
+    return (check_path_name(args.out, "--out") if args.out else default_out("sweep")), False
 
 
 def _execution(args: argparse.Namespace, shared: Any) -> dict[str, Any]:
@@ -305,7 +380,7 @@ def _sweep_runs(
     if args.config and (args.strategies or args.attacks):
         raise SpecError("give an experiment file or --strategies/--attacks, not both")
     if args.config:
-        config_path = Path(args.config)
+        config_path = check_path_name(args.config, "CONFIG")
         spec = load_experiment(config_path)
         if overrides:
             spec = build_sweep(
@@ -399,8 +474,9 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.name:
         entry["name"] = args.name
     spec = build_sweep({"shared": shared, "runs": [entry]}).expand()[0]
+    out = check_path_name(args.out, "--out") if args.out else default_out("run")
     check_spec(spec)
-    run_dir = (Path(args.out) if args.out else default_out("run")) / spec.name
+    run_dir = out / spec.name
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise SpecError(f"output directory {run_dir} is not empty; choose another --out")
     ensure_writable_dir(run_dir)
@@ -442,7 +518,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _sweep_dir_arg(args: argparse.Namespace) -> Path:
-    sweep_dir = Path(args.sweep_dir)
+    sweep_dir = check_path_name(args.sweep_dir, "DIR")
     if not sweep_dir.is_dir():
         raise SpecError(f"no such directory: {sweep_dir}")
     if not any(sweep_dir.glob("*/config.json")):
@@ -529,6 +605,17 @@ def _range(param: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _setting(field: str, value: Any) -> Any:
+    """One ``[shared]`` execution setting given as a flag, checked like in a file."""
+    from velocity.spec import SharedSettings
+
+    try:
+        return getattr(SharedSettings.model_validate({field: value}), field)
+    except ValidationError as exc:
+        message = format_validation_error(exc).removeprefix(f"{field}: ")
+        raise SpecError(f"--{field}: {message}") from None
 
 
 def _shared_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,9 +21,10 @@ Dir(alpha); Hsu et al., 2019, https://arxiv.org/abs/1909.06335).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import gzip
+import math
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,9 +33,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from velocity._inline import did_you_mean, short_repr, shown
+
 __all__ = [
     "Dataset",
     "DatasetError",
+    "estimate_dataset_bytes",
+    "known_num_classes",
+    "known_shape",
     "list_datasets",
     "load_dataset",
     "partition",
@@ -53,6 +59,10 @@ _SYNTHETIC_DEFAULTS: dict[str, float] = {
 _SYNTHETIC_INT_MINIMA = {"n_samples": 4, "n_features": 1, "n_classes": 2}
 _HF_PARAMS = ("config", "label_column", "feature_column")
 _HF_EXAMPLES = ("ylecun/mnist", "zalando-datasets/fashion_mnist", "uoft-cs/cifar10")
+#: The embedded digits: samples, features, classes (checked by tests against the file).
+_DIGITS_SHAPE = (1797, 64, 10)
+#: Largest class_sep of the synthetic data (centres ~ N(0, class_sep²)).
+_MAX_CLASS_SEP = 1e6
 _SCHEMES = ("iid", "dirichlet")
 _DIRICHLET_TRIES = 10
 
@@ -120,6 +130,76 @@ def list_datasets() -> dict[str, str]:
     return dict(_DATASETS)
 
 
+def known_shape(
+    dataset_id: str, params: Mapping[str, Any] | None = None
+) -> tuple[int, int, int] | None:
+    """``(samples, features, classes)`` of a built-in dataset without loading it.
+
+    None for a Hugging Face dataset (only loading it tells) and for synthetic
+    parameters that :func:`load_dataset` would refuse anyway.
+    """
+    if dataset_id == "digits":
+        return _DIGITS_SHAPE
+    if dataset_id != "synthetic":
+        return None
+    p = {**_SYNTHETIC_DEFAULTS, **(params or {})}
+    values = [p.get(key) for key in ("n_samples", "n_features", "n_classes")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        return None
+    n, f, c = (int(v) for v in values)  # type: ignore[arg-type]
+    return n, f, c
+
+
+def known_num_classes(dataset_id: str, params: Mapping[str, Any] | None = None) -> int | None:
+    """The number of classes of a built-in dataset, without loading it (else None)."""
+    shape = known_shape(dataset_id, params)
+    return shape[2] if shape else None
+
+
+def estimate_dataset_bytes(
+    dataset_id: str, params: Mapping[str, Any] | None = None
+) -> tuple[int, str] | None:
+    """Peak bytes :func:`load_dataset` plus the client partition need, and how it is counted.
+
+    The synthetic data is drawn in float64 (noise, centres, their sum), then cast to
+    float32, split and standardised through float64 temporaries, and every client
+    gets its own copy of its rows: about 32 bytes per value at the peak, i.e. eight
+    float32 copies of the ``n_samples × n_features`` matrix. None when the size is
+    only known after loading (a Hugging Face dataset).
+    """
+    shape = known_shape(dataset_id, params)
+    if shape is None:
+        return None
+    n, f, _ = shape
+    values = n * f
+    return 32 * values + 16 * n, f"{dataset_id} {n:,} samples × {f:,} features (float32)"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: ``MemAvailable`` in /proc/meminfo
+    (Linux), else free physical pages; None when neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``, ``300 MiB``, ``12 KiB``."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 100 else f"{math.floor(value):,} {unit}"
+    return f"{int(n)} B"
+
+
 def load_dataset(
     dataset_id: str,
     *,
@@ -168,7 +248,7 @@ def load_dataset(
         x, y, num_classes = _synthetic(seed, {**_SYNTHETIC_DEFAULTS, **params})
         shape = (x.shape[1],)
         return _finish(dataset_id, x, y, num_classes, shape, seed, test_fraction, standardize=True)
-    if Path(dataset_id).is_dir() or _HF_ID.match(dataset_id):
+    if _is_dir(dataset_id) or _HF_ID.match(dataset_id):
         _check_params(dataset_id, params, _HF_PARAMS)
         return _load_hf(dataset_id, seed, test_fraction, params)
     raise DatasetError(_unknown_id_message(dataset_id))
@@ -237,11 +317,13 @@ def _check_seed(seed: int) -> None:
 
 
 def _check_params(dataset_id: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(params) - set(allowed))
+    unknown = sorted(set(params) - set(allowed), key=str)
     if unknown:
         allowed_text = ", ".join(allowed) if allowed else "none"
+        hint = did_you_mean(str(unknown[0]), allowed) if allowed else ""
         raise DatasetError(
-            f"dataset '{dataset_id}' does not take params {unknown}; allowed: {allowed_text}"
+            f"dataset '{dataset_id}' does not take params {short_repr(unknown)}{hint}; "
+            f"allowed: {allowed_text}"
         )
 
 
@@ -261,8 +343,8 @@ def _check_partition_args(
             f"num_clients={num_clients} is invalid: more clients than samples "
             f"(num_clients * min_samples = {num_clients * min_samples} > {n} samples)"
         )
-    if not alpha > 0:
-        raise ValueError(f"alpha={alpha!r} is invalid: must be > 0")
+    if not (isinstance(alpha, int | float) and 0 < alpha < math.inf):
+        raise ValueError(f"alpha={short_repr(alpha)} is invalid: must be a finite number > 0")
     if scheme not in _SCHEMES:
         raise ValueError(
             f"scheme={scheme!r} is invalid{_suggest(scheme, _SCHEMES)}; "
@@ -271,17 +353,34 @@ def _check_partition_args(
 
 
 def _suggest(name: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(name, choices)
+
+
+def _is_dir(path: str) -> bool:
+    """``Path(path).is_dir()``, False (not an error) for a path the OS cannot even look up
+    (a component longer than NAME_MAX, a NUL byte)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a path the OS cannot look up (see :func:`_is_dir`)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _unknown_id_message(dataset_id: str) -> str:
     known = [k for k in _DATASETS if k != "owner/name"]
-    by_name = {hf_id.split("/")[1]: hf_id for hf_id in _HF_EXAMPLES}
-    close = difflib.get_close_matches(dataset_id, [*known, *by_name, *_HF_EXAMPLES], n=1)
-    hint = f" (did you mean '{by_name.get(close[0], close[0])}'?)" if close else ""
+    spellings = {k: k for k in known}
+    for hf_id in _HF_EXAMPLES:
+        spellings[hf_id] = spellings[hf_id.split("/")[1]] = hf_id
+    hint = did_you_mean(dataset_id, spellings)
     return (
-        f"dataset '{dataset_id}' is unknown{hint}; available: {', '.join(known)}, "
+        f"dataset '{shown(dataset_id)}' is unknown{hint}; available: {', '.join(known)}, "
         "a Hugging Face id 'owner/name' in the local cache (e.g. 'ylecun/mnist'), "
         "or a directory written by save_to_disk"
     )
@@ -306,8 +405,15 @@ def _synthetic(seed: int, p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, in
     """Gaussian clusters: class centers ~ N(0, class_sep^2 I), unit-variance noise."""
     n, f, c = (_int_param(p, key, low) for key, low in _SYNTHETIC_INT_MINIMA.items())
     sep = p["class_sep"]
-    if isinstance(sep, bool) or not isinstance(sep, int | float) or sep < 0:
-        raise DatasetError(f"synthetic param class_sep={sep!r} is invalid: must be a number >= 0")
+    if (
+        isinstance(sep, bool)
+        or not isinstance(sep, int | float)
+        or not 0 <= sep <= _MAX_CLASS_SEP  # also refuses NaN
+    ):
+        raise DatasetError(
+            f"synthetic param class_sep={short_repr(sep)} is invalid: must be a finite number in "
+            f"[0, {_MAX_CLASS_SEP:g}]"
+        )
     if n < 2 * c:
         raise DatasetError(
             f"synthetic param n_samples={n} is invalid: must be >= 2 * n_classes = {2 * c}"
@@ -323,7 +429,7 @@ def _int_param(p: dict[str, Any], key: str, low: int) -> int:
     value = p[key]
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         raise DatasetError(
-            f"synthetic param {key}={value!r} is invalid: must be an integer >= {low}"
+            f"synthetic param {key}={short_repr(value)} is invalid: must be an integer >= {low}"
         )
     return int(value)
 
@@ -465,7 +571,7 @@ class _HfArrays(NamedTuple):
 def _load_hf(dataset_id: str, seed: int, test_fraction: float, params: dict[str, Any]) -> Dataset:
     for key, value in params.items():
         if not isinstance(value, str):
-            raise DatasetError(f"param {key}={value!r} is invalid: must be a string")
+            raise DatasetError(f"param {key}={short_repr(value)} is invalid: must be a string")
     parsed = _hf_parse(
         dataset_id, params.get("config"), params.get("label_column"), params.get("feature_column")
     )
@@ -545,7 +651,7 @@ def _hf_splits(dataset_id: str, config: str | None) -> dict[str, Any]:
     """Return ``{split name: datasets.Dataset}`` from a directory or the local cache."""
     datasets = _import_datasets(dataset_id)
     path = Path(dataset_id)
-    if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+    if _is_file(path / "state.json") or _is_file(path / "dataset_dict.json"):
         loaded = datasets.load_from_disk(dataset_id)
     else:
         loaded = _load_offline(datasets, dataset_id, config)
@@ -562,7 +668,7 @@ def _load_offline(datasets: Any, dataset_id: str, config: str | None) -> Any:
                 dataset_id, config, download_config=datasets.DownloadConfig(local_files_only=True)
             )
     except OSError as exc:
-        if Path(dataset_id).is_dir():
+        if _is_dir(dataset_id):
             raise DatasetError(
                 f"directory '{dataset_id}' holds neither a save_to_disk dataset nor data files "
                 f"the datasets library can read: {exc}"

@@ -21,6 +21,10 @@ same whatever the backend:
 
 Setting :attr:`Executor.cancel` (SIGINT/SIGTERM do, through :func:`stop_on_signals`)
 stops the sweep: runs not finished are cancelled, finished ones stay intact.
+:meth:`Executor.abort` stops it the same way but as a failure with a reason: the
+sweep's files cannot be written (a full disk, a read-only file system), so every
+other run would fail too; the sweep ends ``failed`` with that reason and
+``--resume`` finishes it once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, get_args
 
-from velocity._status import FINISHED, Tracker, write_failure
+from velocity._status import FINISHED, Tracker, failure_summary, write_failure
 from velocity.errors import SpecError
+from velocity.runio import describe_write_error, is_storage_error
 from velocity.spec import RunSpec
 
 Backend = Literal["local", "ray"]
@@ -84,6 +89,7 @@ class Executor(ABC):
     def __init__(self, settings: ExecutionSettings) -> None:
         self.settings = settings
         self.cancel = threading.Event()
+        self.failure: str | None = None  # why the sweep was aborted (abort), if it was
         self.start_method = ""  # how local worker processes started (empty elsewhere)
 
     def __enter__(self) -> Executor:
@@ -136,16 +142,47 @@ class Executor(ABC):
         )
 
     def fail(self, spec: RunSpec, error: str) -> None:
-        """Record a run that could not write its own summary (it raised, its worker died)."""
-        summary = write_failure(spec, self.out_dir / spec.name, error)
+        """Record a run that could not write its own summary (it raised, its worker died).
+
+        When its ``summary.json`` cannot be written either (a full disk), the run is
+        failed in ``status.json`` only, and the sweep is aborted with the reason.
+        """
+        try:
+            summary = write_failure(spec, self.out_dir / spec.name, error)
+        except OSError as exc:
+            summary = failure_summary(spec, self.out_dir / spec.name, error)
+            self.abort(describe_write_error(exc))
         self.tracker.finish(spec.name, "failed", error=error, summary=summary)
 
+    def fail_on_exception(self, spec: RunSpec, exc: BaseException) -> None:
+        """Record a run that raised ``exc``; a storage error (full disk) also aborts the sweep."""
+        if isinstance(exc, OSError) and is_storage_error(exc):
+            reason = describe_write_error(exc)
+            self.fail(spec, reason)
+            self.abort(reason)
+        else:
+            self.fail(spec, f"{type(exc).__name__}: {exc}")
+
+    def abort(self, reason: str) -> None:
+        """Stop the sweep as failed because of ``reason`` (the first reason is kept).
+
+        Thread-safe: a listener thread that cannot write ``status.json`` calls it.
+        """
+        if self.failure is None:
+            self.failure = reason
+        self.cancel.set()
+
     def cancelled(self) -> tuple[str, str | None]:
-        """Mark every run not finished as cancelled; the sweep's state and error."""
+        """Mark every run not finished as cancelled; the sweep's state and error.
+
+        ``("failed", reason)`` after :meth:`abort`, else ``("cancelled", None)``.
+        """
         with self.tracker.lock:
             for run in self.tracker.runs.values():
                 if run.state in ("pending", "running"):
                     run.state = "cancelled"
+        if self.failure is not None:
+            return "failed", self.failure
         return "cancelled", None
 
 

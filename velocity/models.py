@@ -23,7 +23,6 @@ samples. ``"demo/mnist-cnn"`` needs the optional ``torch`` extra and is imported
 
 from __future__ import annotations
 
-import difflib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,12 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from velocity._inline import did_you_mean, short_repr, shown
+
 __all__ = [
     "Model",
     "ModelError",
+    "estimate_training_bytes",
     "get_model",
     "list_models",
 ]
+
+#: Largest hidden layer of the MLP.
+MAX_HIDDEN = 1_000_000
 
 Shapes = list[tuple[str, tuple[int, ...]]]
 
@@ -315,7 +320,7 @@ def _softmax_xent_grad(logits: np.ndarray, y: np.ndarray, weights: np.ndarray) -
     logits /= sums
     logits[clients, rows, y] -= 1.0
     logits *= weights[..., np.newaxis]
-    return losses
+    return np.asarray(losses)
 
 
 def _xent_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -758,8 +763,11 @@ def _build_mlp(
 ) -> Model:
     _check_params("mlp", params, ("hidden",))
     hidden = params.get("hidden", 64)
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-        raise ModelError(f"mlp param hidden={hidden!r} is invalid: must be an integer >= 1")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:
+        raise ModelError(
+            f"mlp param hidden={short_repr(hidden)} is invalid: must be an integer in "
+            f"[1, {MAX_HIDDEN}]"
+        )
     return MLP(input_dim, num_classes, hidden)
 
 
@@ -803,12 +811,36 @@ _REGISTRY: dict[str, tuple[str, _Builder]] = {
 
 
 def _check_params(model_id: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(params) - set(allowed))
+    unknown = sorted(set(params) - set(allowed), key=str)
     if unknown:
         allowed_text = ", ".join(allowed) if allowed else "none"
+        hint = did_you_mean(str(unknown[0]), allowed) if allowed else ""
         raise ModelError(
-            f"model '{model_id}' does not take params {unknown}; allowed: {allowed_text}"
+            f"model '{model_id}' does not take params {short_repr(unknown)}{hint}; "
+            f"allowed: {allowed_text}"
         )
+
+
+def estimate_training_bytes(
+    model: Model, *, clients: int, batch_size: int, train_samples: int, test_samples: int
+) -> tuple[int, str]:
+    """Peak bytes a round needs beyond the data, and how it is counted.
+
+    A round stacks every sampled client's parameters (``clients × num_params``
+    float32) with their gradients, the reordered result and the updates the Rust
+    core attacks and aggregates: about four such stacks. Evaluation and the widest
+    layer's activations add ``(test samples + one minibatch per client) × width``
+    floats (width: the hidden layer, else the classes; a client's minibatch is at most
+    its samples), counted three times (forward, backward, softmax).
+    """
+    stacks = 16 * clients * model.num_params
+    width = max(getattr(model, "hidden", 0), model.num_classes)
+    batch_rows = min(clients * batch_size, train_samples)
+    activations = 12 * (test_samples + batch_rows) * width
+    return (
+        stacks + activations,
+        f"{model.model_id} with {model.num_params:,} parameters × {clients:,} clients per round",
+    )
 
 
 def list_models() -> dict[str, str]:
@@ -856,9 +888,10 @@ def get_model(
         Unknown id (with a close match), bad options, or a missing optional dependency.
     """
     if model_id not in _REGISTRY:
-        close = difflib.get_close_matches(model_id, list(_REGISTRY), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ModelError(f"model '{model_id}' is unknown{hint}; available: {', '.join(_REGISTRY)}")
+        hint = did_you_mean(model_id, list(_REGISTRY))
+        raise ModelError(
+            f"model '{shown(model_id)}' is unknown{hint}; available: {', '.join(_REGISTRY)}"
+        )
     if input_dim < 1 or num_classes < 2:
         raise ModelError(
             f"input_dim={input_dim}, num_classes={num_classes} are invalid: need "

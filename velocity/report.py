@@ -245,7 +245,7 @@ def _apply_summary(run: RunFiles, summary: dict[str, Any], rounds: list[dict[str
     run.elapsed_s = _float(summary.get("elapsed_s"))
     detection = summary.get("detection")
     if isinstance(detection, dict):
-        run.detection = {k: int(detection.get(k) or 0) for k in DETECTION_KEYS}
+        run.detection = {k: int(_float(detection.get(k)) or 0) for k in DETECTION_KEYS}
     else:
         run.detection = _rounds_detection(rounds)
     attacked = [_float(row.get("byzantine")) for row in rounds]
@@ -312,8 +312,9 @@ def _planned_without_dir(
     """The runs in ``plan.json`` that have no directory: failed (their worker died
     before writing ``config.json``, as ``status.json`` says) or not run yet."""
     status_runs = _status_runs(status)
+    planned = plan.get("runs")
     out = []
-    for config in plan.get("runs") or []:
+    for config in planned if isinstance(planned, list) else []:
         name = config.get("name") if isinstance(config, dict) else None
         if not isinstance(name, str) or name in seen:
             continue

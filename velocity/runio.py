@@ -1,49 +1,91 @@
-"""Writing result files so that no reader ever sees half of one (temp file + rename)."""
+"""Writing result files so that no reader ever sees half of one (temp file + rename).
+
+Every file goes through :func:`atomic_write_bytes`: the data is written to a temp
+file in the same directory, which then replaces the target (``os.replace``). A
+reader sees the old file or the new one, never half of one; a write that fails (a
+full disk) raises ``OSError`` naming the *target* file and leaves the old file and
+no temp file behind. Temp files are named ``.<name>.<pid>-<random>.tmp``: one left
+by a process that was killed in mid-write (``kill -9``, out of memory) names its
+writer, so :func:`remove_stray_temp_files` can tell it from a write in progress.
+"""
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp$")
+#: errno values that mean "this file system cannot take our files now": a sweep that
+#: meets one stops (every other run would fail the same way) and records why.
+STORAGE_ERRNOS = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EROFS,
+        errno.EIO,
+        errno.EFBIG,
+    )
+    if code is not None
+)
+
+
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """Create an empty temp file next to ``path``; its mode is a plain file's (0666 - umask).
+
+    ``os.open`` with mode 0666 lets the kernel apply the umask at creation (and a
+    directory's default ACL), exactly as for a file created with ``open()``: results
+    are meant to be shared, unlike ``tempfile.mkstemp``'s 0600.
+    """
+    stem = path.name[:180]  # room for the pid and random part within NAME_MAX
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{stem}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``.
 
-    The file gets the usual permissions (0666 less the umask), not the 0600 of a
-    temp file: results are meant to be shared.
+    On any failure (``OSError`` such as a full disk, or an interrupt) the temp file is
+    removed and ``path`` is left as it was; an ``OSError`` is raised again with
+    ``filename`` set to ``path`` (the write of a temp file would otherwise name
+    nothing, or a name the user never asked for).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: Path | None = None
     try:
+        fd, tmp = _open_temp(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            with suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically write ``text`` (UTF-8) to ``path``."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _read_umask() -> int:
-    """The process umask, read once at import (``os.umask`` can only be read by setting it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -61,15 +103,96 @@ def atomic_write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a JSON file; ``ValueError`` (naming the file) when it is not valid UTF-8 JSON.
+
+    Whatever is wrong with the text — truncated, binary, nested too deeply for the
+    parser (which would raise ``RecursionError``) — is a ``ValueError``;
+    ``OSError`` when the file cannot be read (absent, a directory).
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text (binary or corrupt)") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to read") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object (else ``ValueError``)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__
+        raise ValueError(f"{path}: not a JSON object (it holds {kind})")
+    return data
+
+
+def describe_write_error(exc: OSError) -> str:
+    """One line for a failed write: ``disk full (No space left on device) while writing F``."""
+    where = f" while writing {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return f"disk full ({reason}){where}"
+    if exc.errno == getattr(errno, "EDQUOT", None):
+        return f"disk quota exceeded ({reason}){where}"
+    if exc.errno == errno.EROFS:
+        return f"read-only file system ({reason}){where}"
+    return f"cannot write ({reason}){where}" if where else f"cannot write: {reason}"
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file system cannot take files now (full, quota, read-only, I/O)."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
+
+def temp_writer(path: Path) -> int | None:
+    """The pid that created temp file ``path`` (None when the name is not one of ours)."""
+    match = _TEMP_NAME.match(path.name)
+    return int(match["pid"]) if match else None
+
+
+def remove_stray_temp_files(
+    directory: Path, *, alive: Callable[[int], bool] | None = None, recursive: bool = True
+) -> list[Path]:
+    """Remove the temp files under ``directory`` whose writer is gone; returns them.
+
+    A temp file whose writer is alive (a write in progress) is kept, except this
+    process's own (it is not writing now: its writes are synchronous). ``alive``
+    is the liveness test (default :func:`velocity.sweeplock.pid_alive`). Temp files
+    named by an older velocity (no pid) are kept: their writer is unknown.
+    """
+    if alive is None:
+        from velocity.sweeplock import pid_alive
+
+        alive = pid_alive
+    directory = Path(directory)
+    pattern = f"**/.*{TEMP_SUFFIX}" if recursive else f".*{TEMP_SUFFIX}"
+    removed = []
+    try:
+        candidates = list(directory.glob(pattern))
+    except OSError:
+        return []
+    for path in candidates:
+        pid = temp_writer(path)
+        if pid is None or (pid != os.getpid() and alive(pid)):
+            continue
+        try:
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def finite_float(value: Any) -> float | None:
     """A finite float read from a file's value, or None (missing, empty, NaN or infinite)."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 

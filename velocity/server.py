@@ -20,17 +20,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from velocity import _core
 from velocity.attacks import AttackSpec, attack_schemas, parse_attack
-from velocity.data import Dataset, load_dataset, partition
-from velocity.models import Model, get_model
+from velocity.data import (
+    Dataset,
+    available_memory,
+    estimate_dataset_bytes,
+    format_bytes,
+    load_dataset,
+    partition,
+)
+from velocity.errors import check_writable_location
+from velocity.models import Model, estimate_training_bytes, get_model
 from velocity.runio import atomic_write_csv, atomic_write_json
-from velocity.spec import RunSpec
+from velocity.spec import RunSpec, check_attacks, check_class_ids
 from velocity.storage import Checkpoint, resolve_storage, save_checkpoint
 
 ROUND_COLUMNS = (
@@ -202,7 +210,9 @@ class VelocityServer:
     def simulate_attack(self, attack_type: str, **params: Any) -> AttackSpec:
         """Add an attack to this run; its parameters are checked against the Rust schema."""
         attack = parse_attack({"type": attack_type, **params})
-        self.spec = self.spec.model_copy(update={"attacks": [*self.spec.attacks, attack]})
+        spec = self.spec.model_copy(update={"attacks": [*self.spec.attacks, attack]})
+        check_attacks(spec)  # a window that never opens or a count beyond the clients
+        self.spec = spec
         return attack
 
     def run(
@@ -305,7 +315,7 @@ class VelocityServer:
             accuracy=float(accuracy),
             byzantine=len(report["byzantine"]),
             attacked=";".join(f"{a['client']}:{a['attack']}" for a in report["attacked"]),
-            detection=report["detection"],
+            detection=cast("Mapping[str, int] | None", report["detection"]),
             train_s=trained - started,
             aggregate_s=aggregated - trained,
             evaluate_s=evaluated - aggregated,
@@ -347,13 +357,71 @@ def _checkpoint_dir(spec: RunSpec) -> Path | None:
     return resolve_storage(spec.storage) if spec.storage is not None else None
 
 
-def check_spec(spec: RunSpec) -> None:
-    """Raise ``ValueError`` now if the run cannot start.
+def check_spec(spec: RunSpec) -> int:
+    """Raise ``ValueError`` now if the run cannot start or could not finish; else the
+    dataset's number of classes (for :func:`check_run_attacks` on runs that share the setup).
 
-    Checks the strategy's client precondition (e.g. Krum n >= 2f+3) against the
-    clients sampled per round, the dataset, the model, the partition and storage.
+    Checks, before anything is written (``velocity.sweep.check_setups`` calls it for
+    each distinct setup, ``velocity run`` for its one run):
+
+    * the memory the dataset and the training would need (estimated, and compared
+      with ``MemAvailable`` in /proc/meminfo) before any of it is allocated;
+    * the checkpoint storage: a directory that can be created and written;
+    * the dataset, the model, the partition, and the strategy's client
+      precondition (e.g. Krum n >= 2f+3) against the clients sampled per round;
+    * the attacks against the loaded dataset (class ids below its classes) and
+      the Byzantine clients they need against the clients (the Rust core's rule).
     """
-    VelocityServer.from_spec(spec)
+    data = estimate_dataset_bytes(spec.dataset, spec.dataset_params)
+    if data is not None:
+        _check_memory(data[0], data[1])
+    if spec.storage is not None:
+        check_writable_location(resolve_storage(spec.storage), "storage")
+    try:
+        server = VelocityServer.from_spec(spec)
+    except MemoryError:
+        raise ValueError(
+            f"does not fit in memory: loading {spec.dataset} for {spec.clients} clients "
+            f"ran out ({_available_text()})"
+        ) from None
+    dataset = server.dataset
+    train_bytes, what = estimate_training_bytes(
+        server.model,
+        clients=spec.clients_per_round,
+        batch_size=spec.batch_size,
+        train_samples=int(dataset.y_train.size),
+        test_samples=int(dataset.y_test.size),
+    )
+    _check_memory(train_bytes + dataset.x_train.nbytes * 2 + dataset.x_test.nbytes, what)
+    check_run_attacks(spec, dataset.num_classes)
+    return int(dataset.num_classes)
+
+
+def check_run_attacks(spec: RunSpec, num_classes: int) -> None:
+    """Raise ``ValueError`` if the run's attacks cannot act in its setup: a window that
+    never opens, more Byzantine clients than clients, class ids ≥ ``num_classes``."""
+    check_attacks(spec)
+    for i, attack in enumerate(spec.attacks):
+        check_class_ids(attack, num_classes, where=f"attacks[{i}] ({attack.label()})")
+    _core.Orchestrator(
+        spec.strategy.to_core(), [(a.type, a.params) for a in spec.attacks], spec.clients, spec.seed
+    )
+
+
+def _check_memory(needed: int, what: str) -> None:
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"needs ~{format_bytes(needed)} of memory ({what}), {_available_text(available)}; "
+            "use a smaller dataset, model or number of clients"
+        )
+
+
+def _available_text(available: int | None = None) -> str:
+    available = available_memory() if available is None else available
+    if available is None:
+        return "available memory unknown"
+    return f"{format_bytes(available)} available (MemAvailable in /proc/meminfo)"
 
 
 def run_one(
@@ -471,6 +539,7 @@ __all__ = [
     "RoundRecord",
     "RunResult",
     "VelocityServer",
+    "check_run_attacks",
     "check_spec",
     "run_one",
 ]

@@ -49,10 +49,67 @@ from pydantic import (
     model_validator,
 )
 
-from velocity.attacks import AttackSpec, parse_attack
+from velocity import _core
+from velocity._inline import did_you_mean, short_repr, shown
+from velocity.attacks import AttackSpec, attack_schemas, parse_attack
+from velocity.data import known_num_classes
 from velocity.errors import SpecError, format_validation_error
 from velocity.strategy import Strategy, parse_strategy
-from velocity.verdict import RankBy
+from velocity.verdict import RANK_BY, RankBy
+
+#: Files and the lock a sweep writes at the top of its directory (docs/files.md): a
+#: run may not be named like one of them (its directory would take the file's place).
+#: The one list of them; compared ignoring case (case-insensitive file systems).
+SWEEP_FILES = (
+    "plan.json",
+    "manifest.json",
+    "status.json",
+    "comparison.json",
+    "comparison.md",
+    "results.csv",
+    "report.html",
+    "curves.png",
+    "robustness.png",
+    "plots.json",
+    "experiment.json",
+    "sweep.log",
+    ".lock",
+)
+
+#: How a repeat's run name ends: ``<cell>__r<k>``.
+REPEAT_SUFFIX = re.compile(r"__r\d+$")
+
+#: How deeply an experiment may nest tables and lists (velocity's own use 4).
+MAX_DEPTH = 32
+
+#: The largest experiment file read.
+MAX_EXPERIMENT_BYTES = 16 * 1024 * 1024
+
+
+def _no_bool(value: Any) -> Any:
+    """Booleans are not numbers: ``rounds = true`` is refused, not one round."""
+    if isinstance(value, bool):
+        raise ValueError(f"a boolean is not a number (got {str(value).lower()})")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+
+
+def _one_of(*allowed: str) -> BeforeValidator:
+    """A name out of ``allowed``, refused with the close match (``dirchlet``)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value not in allowed:
+            raise ValueError(
+                f"{short_repr(value)} is not one of {', '.join(allowed)}"
+                f"{did_you_mean(value, allowed)}"
+            )
+        return value
+
+    return BeforeValidator(check)
+
 
 StrategyField = Annotated[
     Any,
@@ -65,39 +122,60 @@ AttackField = Annotated[AttackSpec, BeforeValidator(parse_attack)]
 class Settings(BaseModel):
     """Everything about a run except its name, strategy and attacks (the TOML ``[shared]``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     dataset: str = Field("digits", description="dataset id: digits, synthetic, or a HF id")
     dataset_params: dict[str, Any] = Field(
         default_factory=dict, description="dataset options, e.g. n_samples for synthetic"
     )
-    model_id: str = Field("logreg", description="model id: logreg, mlp, demo/mnist-cnn")
+    model_id: str = Field(
+        "logreg",
+        validation_alias=AliasChoices("model_id", "model"),
+        description="model id: logreg, mlp, demo/mnist-cnn",
+    )
     model_params: dict[str, Any] = Field(
         default_factory=dict, description="model options, e.g. hidden for mlp"
     )
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out test share")
-    rounds: int = Field(20, ge=1, le=100_000, description="FL rounds")
-    clients: int = Field(
+    test_fraction: Float = Field(0.2, gt=0, lt=1, description="held-out test share")
+    rounds: Int = Field(
+        20,
+        ge=1,
+        le=100_000,
+        validation_alias=AliasChoices("rounds", "num_rounds"),
+        description="FL rounds",
+    )
+    clients: Int = Field(
         10,
         ge=1,
         le=100_000,
-        validation_alias=AliasChoices("clients", "min_clients"),
+        validation_alias=AliasChoices("clients", "min_clients", "num_clients"),
         description="number of clients",
     )
-    fraction_fit: float = Field(
+    fraction_fit: Float = Field(
         1.0, gt=0, le=1, description="share of clients sampled each round, in (0, 1]"
     )
-    partition: Literal["iid", "dirichlet"] = Field("iid", description="client data split")
-    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration (label skew)")
-    local_epochs: int = Field(1, ge=1, le=1000, description="local epochs per round")
-    batch_size: int = Field(32, ge=1, description="local minibatch size")
-    lr: float = Field(0.1, gt=0, description="local SGD learning rate")
-    seed: int = Field(42, ge=0, lt=2**63, description="seed: data split, init, clients")
+    partition: Annotated[Literal["iid", "dirichlet"], _one_of("iid", "dirichlet")] = Field(
+        "iid", description="client data split"
+    )
+    alpha: Float = Field(
+        0.5, gt=0, le=10_000, description="Dirichlet concentration (label skew), in (0, 10000]"
+    )
+    local_epochs: Int = Field(1, ge=1, le=1000, description="local epochs per round")
+    batch_size: Int = Field(32, ge=1, le=1_000_000, description="local minibatch size")
+    lr: Float = Field(
+        0.1,
+        gt=0,
+        le=1e38,
+        description="local SGD learning rate, in (0, 1e38] (training computes in float32)",
+    )
+    seed: Int = Field(42, ge=0, lt=2**63, description="seed: data split, init, clients")
     storage: str | None = Field(
         None, description="checkpoint location 'local://DIR'; None: the run's own directory"
     )
-    checkpoint_every: int | None = Field(
-        None, ge=1, description="also checkpoint every k rounds (final model always)"
+    checkpoint_every: Int | None = Field(
+        None, ge=1, le=100_000, description="also checkpoint every k rounds (final model always)"
     )
 
 
@@ -107,16 +185,12 @@ class RunSpec(Settings):
     name: str = Field(description="run name, unique in its sweep; a directory name")
     strategy: StrategyField = Field(description="aggregation strategy")
     attacks: list[AttackField] = Field(default_factory=list, description="attacks in the run")
-    repeat: int = Field(0, ge=0, description="repeat index within its sweep cell")
+    repeat: Int = Field(0, ge=0, le=1000, description="repeat index within its sweep cell")
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,150}", name):
-            raise ValueError(
-                f"run name {name!r} must be 1-151 characters of letters, digits and _.=+- "
-                "(it names a directory)"
-            )
+        check_run_name(name)
         return name
 
     @property
@@ -142,7 +216,90 @@ class RunSpec(Settings):
 
 def cell_of(run_name: str) -> str:
     """A run name without its ``__r<k>`` repeat suffix: the name of its cell."""
-    return re.sub(r"__r\d+$", "", run_name)
+    return REPEAT_SUFFIX.sub("", run_name)
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a name that cannot be a run directory beside the sweep's own files."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,150}", name):
+        raise ValueError(
+            f"run name {short_repr(name)} must be 1-151 characters of letters, digits and "
+            "_.=+- starting with a letter or digit (it names a directory)"
+        )
+    reserved = {f.lower(): f for f in SWEEP_FILES}
+    if name.lower() in reserved:
+        raise ValueError(
+            f"run name {name!r} is the name of a sweep file ({reserved[name.lower()]}); "
+            f"run names may not be any of {', '.join(SWEEP_FILES)}"
+        )
+
+
+def check_entry_name(name: str) -> None:
+    """A ``[[runs]]`` name: a run name that does not look like another cell's repeat."""
+    check_run_name(name)
+    suffix = REPEAT_SUFFIX.search(name)
+    if suffix:
+        raise ValueError(
+            f"run name {name!r} ends like a repeat ({suffix.group()}): "
+            f"its runs would be taken for repeats of {cell_of(name)!r}; rename it "
+            f"(e.g. {cell_of(name) + '_r' + name.rsplit('__r', 1)[1]!r})"
+        )
+
+
+def check_attacks(spec: RunSpec) -> None:
+    """Refuse attacks that could never act as written in this run.
+
+    Part of building a sweep (:meth:`SweepSpec.expand`) and of the pre-run checks
+    (``velocity.server.check_spec``), not of reading a RunSpec back: a stored
+    ``config.json`` stays readable whatever later versions refuse.
+
+    * an attack window that never opens (``start_round`` after the last round);
+    * more Byzantine clients in total than clients (the Rust core's count rule);
+    * a ``fraction`` of the clients that rounds to no client at all;
+    * a class-id parameter (e.g. a label attack's source/target) outside the
+      dataset's classes, where they are known without loading it.
+    """
+    attacks = spec.attacks
+    if not attacks:
+        return
+    schemas = attack_schemas()
+    for i, attack in enumerate(attacks):
+        where = f"attacks[{i}] ({attack.label()})"
+        start, end = attack.params["start_round"], attack.params["end_round"]
+        if start > spec.rounds:
+            raise ValueError(
+                f"{where}: {attack.type}.start_round={start} is after the last round "
+                f"(rounds = {spec.rounds}): the attack would never act; give start_round "
+                f"<= {spec.rounds} or more rounds"
+            )
+        if end is not None and end < start:  # the Rust schema refuses it too
+            raise ValueError(f"{where}: {attack.type}.end_round={end} < start_round={start}")
+        count, fraction = attack.params["count"], attack.params["fraction"]
+        if count is None and math.floor(fraction * spec.clients + 0.5) < 1:
+            raise ValueError(
+                f"{where}: {attack.type}.fraction={fraction} of {spec.clients} clients is "
+                f"{fraction * spec.clients:.3g} clients, which rounds to none; give "
+                f"count=1 or a fraction >= {0.5 / spec.clients:.3g}"
+            )
+        classes = known_num_classes(spec.dataset, spec.dataset_params)
+        check_class_ids(attack, classes, schemas, where=where)
+    _core.byzantine_counts([(a.type, a.params) for a in attacks], spec.clients)
+
+
+def check_class_ids(
+    attack: AttackSpec, num_classes: int | None, schemas: Any = None, *, where: str = ""
+) -> None:
+    """Refuse a class-id parameter of ``attack`` that is not below ``num_classes``."""
+    if num_classes is None:
+        return
+    params = (schemas or attack_schemas())[attack.type]["params"]
+    for key, value in attack.params.items():
+        if params[key].get("class_id") and value is not None and value >= num_classes:
+            prefix = f"{where}: " if where else ""
+            raise ValueError(
+                f"{prefix}{attack.type}.{key}={value} is not a class of the dataset: "
+                f"allowed a class in [0, {num_classes - 1}] ({num_classes} classes)"
+            )
 
 
 class RunEntry(BaseModel):
@@ -155,6 +312,13 @@ class RunEntry(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     attacks: list[str | dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("name")
+    @classmethod
+    def _entry_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_entry_name(name)
+        return name
+
 
 class SharedSettings(Settings):
     """``[shared]``: run settings plus how the sweep executes.
@@ -163,16 +327,18 @@ class SharedSettings(Settings):
     do not change results, so a sweep can be resumed with other values.
     """
 
-    repeats: int = Field(1, ge=1, le=1000, description="seeds per cell (mean ± std)")
-    parallel: int | None = Field(None, ge=1, le=1024, description="runs executing at once")
-    backend: Literal["local", "ray"] = Field(
+    repeats: Int = Field(1, ge=1, le=1000, description="seeds per cell (mean ± std)")
+    parallel: Int | None = Field(None, ge=1, le=1024, description="runs executing at once")
+    backend: Annotated[Literal["local", "ray"], _one_of("local", "ray")] = Field(
         "local", description="where runs execute: local processes or a Ray cluster"
     )
     ray_address: str | None = Field(
         None, description="Ray cluster address (backend ray); unset: a local Ray instance"
     )
-    ray_gpus: float = Field(0.0, ge=0, description="GPUs each run reserves on Ray (fractions ok)")
-    rank_by: RankBy = Field(
+    ray_gpus: Float = Field(
+        0.0, ge=0, le=1024, description="GPUs each run reserves on Ray (fractions ok)"
+    )
+    rank_by: Annotated[RankBy, _one_of(*RANK_BY)] = Field(
         "accuracy",
         description="what the verdict ranks by: final test accuracy (default) or final test loss",
     )
@@ -202,18 +368,26 @@ class SweepSpec(BaseModel):
         """The runs to execute: each entry × each repeat, with the repeat's seed."""
         settings = self.shared.model_dump(exclude={*EXECUTION_FIELDS, "seed"})
         specs: list[RunSpec] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for index, entry in enumerate(self.runs):
             strategy = _parse_run_strategy(entry, index)
-            attacks = [parse_attack(a) for a in entry.attacks]
+            attacks = []
+            for a, attack in enumerate(entry.attacks):
+                try:
+                    attacks.append(parse_attack(attack))
+                except ValueError as exc:
+                    raise ValueError(f"runs[{index}].attacks[{a}]: {exc}") from None
             base = entry.name or default_run_name(strategy, attacks)
-            if base in seen:
-                raise ValueError(f"runs[{index}]: duplicate run name {base!r}")
-            seen.add(base)
+            if base.lower() in seen:
+                raise ValueError(
+                    f"runs[{index}]: duplicate run name {base!r} (also runs[{seen[base.lower()]}]);"
+                    " give each [[runs]] table its own name"
+                )
+            seen[base.lower()] = index
             for repeat in range(self.shared.repeats):
                 name = f"{base}__r{repeat}" if self.shared.repeats > 1 else base
-                specs.append(
-                    RunSpec(
+                try:
+                    spec = RunSpec(
                         **settings,
                         seed=repeat_seed(self.shared.seed, repeat),
                         name=name,
@@ -221,7 +395,15 @@ class SweepSpec(BaseModel):
                         attacks=attacks,
                         repeat=repeat,
                     )
-                )
+                    if repeat == 0:  # the attacks act alike in every repeat
+                        check_attacks(spec)
+                except ValidationError as exc:
+                    raise ValueError(
+                        f"runs[{index}] ({base}): {format_validation_error(exc)}"
+                    ) from None
+                except ValueError as exc:
+                    raise ValueError(f"runs[{index}] ({base}): {exc}") from None
+                specs.append(spec)
         return specs
 
 
@@ -266,26 +448,164 @@ def matrix_spec(
 
 
 def build_sweep(data: dict[str, Any]) -> SweepSpec:
-    """Validate an experiment mapping; every problem becomes one :class:`SpecError` line."""
+    """Validate an experiment mapping; every problem becomes one :class:`SpecError` line.
+
+    Unknown keys are named with a close match (``shared.round``: did you mean
+    ``rounds``?), including the names other tools use (Flower's ``num_rounds`` is an
+    alias; ``min_fit_clients`` is suggested as ``clients``).
+    """
     try:
+        check_depth(data)
+        check_keys(data)
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc)) from None
+    except RecursionError:
+        raise SpecError(f"the experiment nests more than {MAX_DEPTH} levels deep") from None
     except ValueError as exc:
         raise SpecError(str(exc)) from None
+
+
+def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse tables and lists nested more than ``limit`` deep (no recursion used)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > limit:
+            raise ValueError(
+                f"{where or 'the experiment'} nests more than {limit} levels deep; "
+                "experiments need at most a handful"
+            )
+        if isinstance(value, dict):
+            stack.extend(
+                (v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items()
+            )
+        elif isinstance(value, list | tuple):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+#: Names other tools (Flower, ByzFL, common scripts) use for a setting: suggested,
+#: not accepted. Accepted aliases are the fields' ``validation_alias`` instead.
+KEY_HINTS = {
+    "min_fit_clients": "clients",
+    "min_available_clients": "clients",
+    "min_evaluate_clients": "clients",
+    "nb_honest_clients": "clients",
+    "n_clients": "clients",
+    "learning_rate": "lr",
+    "epochs": "local_epochs",
+    "num_epochs": "local_epochs",
+    "local_steps": "local_epochs",
+    "batch": "batch_size",
+    "dirichlet_alpha": "alpha",
+    "non_iid_alpha": "alpha",
+    "workers": "parallel",
+    "num_workers": "parallel",
+    "jobs": "parallel",
+    "seeds": "repeats",
+    "num_repeats": "repeats",
+    "dataset_name": "dataset",
+    "model_name": "model_id",
+    "attack": "attacks",
+    "strategies": "strategy",
+    "aggregator": "strategy",
+    "strategy_params": "params",
+    "run": "runs",
+    "experiments": "runs",
+    "settings": "shared",
+    "config": "shared",
+}
+
+
+def _accepted_keys(model: type[BaseModel]) -> dict[str, str]:
+    """Every key ``model`` accepts (field names and validation aliases) -> the field."""
+    keys: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        keys[name] = name
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            keys.update({str(choice): name for choice in alias.choices})
+        elif isinstance(alias, str):
+            keys[alias] = name
+    return keys
+
+
+def check_keys(data: Any) -> None:
+    """Refuse unknown keys at the top, in ``shared`` and in each run, with a close match;
+    a setting given twice (``rounds`` and its alias ``num_rounds``) is refused too."""
+    if not isinstance(data, dict):
+        return
+    _check_table("", data, _accepted_keys(SweepSpec), other=None)
+    shared = data.get("shared")
+    if isinstance(shared, dict):
+        _check_table("shared", shared, _accepted_keys(SharedSettings), other=("runs", RunEntry))
+    runs = data.get("runs")
+    if isinstance(runs, list):
+        for i, run in enumerate(runs):
+            if isinstance(run, dict):
+                _check_table(
+                    f"runs[{i}]", run, _accepted_keys(RunEntry), other=("shared", SharedSettings)
+                )
+
+
+def _check_table(
+    where: str,
+    table: dict[str, Any],
+    accepted: dict[str, str],
+    other: tuple[str, type[BaseModel]] | None,
+) -> None:
+    given: dict[str, str] = {}
+    for key in table:
+        field = accepted.get(key) if isinstance(key, str) else None
+        name = shown(key) if isinstance(key, str) else short_repr(key)
+        loc = f"{where}.{name}" if where else name
+        if field is None:
+            if other is not None and isinstance(key, str) and key in _accepted_keys(other[1]):
+                belongs = "each [[runs]] table" if other[0] == "runs" else "[shared]"
+                raise ValueError(f"{loc}: unknown key here; {key} belongs in {belongs}")
+            hints = {**{k: k for k in accepted}, **KEY_HINTS}
+            hint = did_you_mean(str(key), hints)
+            valid = ", ".join(sorted({k for k, f in accepted.items() if k == f}))
+            raise ValueError(f"{loc}: unknown key{hint}; valid: {valid}")
+        if field in given:
+            raise ValueError(
+                f"{loc}: {field} given twice (as {given[field]!r} and {key!r}); keep one"
+            )
+        given[field] = key
 
 
 def load_experiment(path: str | Path) -> SweepSpec:
     """Read a ``.toml`` (or ``.json``) experiment file."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_EXPERIMENT_BYTES:
+            raise SpecError(
+                f"experiment file {path} is {size / 2**20:.0f} MiB; experiment files are at "
+                f"most {MAX_EXPERIMENT_BYTES // 2**20} MiB"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"experiment file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"experiment file {path} is not UTF-8 text (byte {exc.start}): is it a TOML or "
+            "JSON file?"
+        ) from None
     except OSError as exc:
-        raise SpecError(f"cannot read experiment file {path}: {exc.strerror}") from None
+        raise SpecError(f"cannot read experiment file {path}: {exc.strerror or exc}") from None
+    kind = "JSON" if path.suffix == ".json" else "TOML"
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: malformed {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    except RecursionError:
+        raise SpecError(
+            f"{path}: the {kind} nests too deeply (at most {MAX_DEPTH} levels)"
+        ) from None
+    except ValueError as exc:  # TOMLDecodeError, JSONDecodeError, and int() of 4300+ digits
+        raise SpecError(f"{path}: malformed {kind}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{path}: an experiment is a table with [shared] and [[runs]], got a "
+            f"{type(data).__name__}"
+        )
     return build_sweep(data)

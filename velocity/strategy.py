@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from velocity import _core
-from velocity._inline import coerce, did_you_mean, split_inline
+from velocity._inline import coerce, did_you_mean, name_key, short_repr, split_inline
 
 
 def _param(default: Any, help: str, allowed: str) -> Any:
@@ -45,6 +45,12 @@ class _StrategyBase:
 
     #: The parameter that sets how many Byzantine clients the rule tolerates, if any.
     tolerance_param: ClassVar[str | None] = None
+
+    #: Other names this rule is known by (ByzFL, Flower, papers), accepted like ``name``.
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    #: Parameter names of other libraries -> this rule's parameter: only suggested.
+    param_hints: ClassVar[dict[str, str]] = {}
 
     def configured_byzantine(self, clients_per_round: int) -> int | None:
         """Byzantine clients per round this configuration is set to tolerate.
@@ -124,6 +130,8 @@ class FedProx(_StrategyBase):
 
     mu: float = _param(0.01, "proximal term strength added to each client's loss", ">= 0")
     name: ClassVar[str] = "FedProx"
+    aliases: ClassVar[tuple[str, ...]] = ()
+    param_hints: ClassVar[dict[str, str]] = {"proximal_mu": "mu"}  # Flower's FedProx
     reference: ClassVar[str] = "Li et al. 2020, https://arxiv.org/abs/1812.06127"
     robust: ClassVar[bool] = False
 
@@ -146,6 +154,7 @@ class FedMedian(_StrategyBase):
     """
 
     name: ClassVar[str] = "FedMedian"
+    aliases: ClassVar[tuple[str, ...]] = ("Median", "CoordinateWiseMedian")  # ByzFL, papers
     reference: ClassVar[str] = "Yin et al. 2018, https://arxiv.org/abs/1803.01498"
 
 
@@ -169,6 +178,8 @@ class TrimmedMean(_StrategyBase):
 
     beta: float = _param(0.1, "fraction of values dropped at each tail per coordinate", "[0, 0.5)")
     name: ClassVar[str] = "TrimmedMean"
+    aliases: ClassVar[tuple[str, ...]] = ("TrMean", "FedTrimmedAvg", "TrimmedAvg")  # ByzFL, Flower
+    param_hints: ClassVar[dict[str, str]] = {"f": "beta", "trim": "beta", "trim_ratio": "beta"}
     reference: ClassVar[str] = "Yin et al. 2018, https://arxiv.org/abs/1803.01498"
 
     tolerance_param: ClassVar[str | None] = "beta"
@@ -200,6 +211,11 @@ class Krum(_StrategyBase):
 
     f: int = _param(1, "number of Byzantine clients tolerated (needs n >= 2f+3)", ">= 0")
     name: ClassVar[str] = "Krum"
+    param_hints: ClassVar[dict[str, str]] = {
+        "num_malicious_clients": "f",  # Flower's Krum
+        "num_byzantine": "f",
+        "byzantine": "f",
+    }
     reference: ClassVar[str] = "Blanchard et al. 2017, https://papers.nips.cc/paper/6617"
 
     tolerance_param: ClassVar[str | None] = "f"
@@ -230,6 +246,11 @@ class MultiKrum(_StrategyBase):
     f: int = _param(1, "number of Byzantine clients tolerated (needs n >= 2f+3)", ">= 0")
     m: int | None = _param(None, "updates kept and averaged; None keeps n - f", "1..n or None")
     name: ClassVar[str] = "MultiKrum"
+    param_hints: ClassVar[dict[str, str]] = {
+        "num_malicious_clients": "f",  # Flower's Krum
+        "num_clients_to_keep": "m",
+        "num_byzantine": "f",
+    }
     reference: ClassVar[str] = "Blanchard et al. 2017, https://papers.nips.cc/paper/6617"
 
     tolerance_param: ClassVar[str | None] = "f"
@@ -263,6 +284,11 @@ class Bulyan(_StrategyBase):
     f: int = _param(1, "number of Byzantine clients tolerated (needs n >= 4f+3)", ">= 0")
     m: int | None = _param(None, "selection set size theta; None gives n - 2f", "2f+1..n or None")
     name: ClassVar[str] = "Bulyan"
+    param_hints: ClassVar[dict[str, str]] = {
+        "num_malicious_clients": "f",  # Flower's Bulyan
+        "to_keep": "m",
+        "theta": "m",
+    }
     reference: ClassVar[str] = "El Mhamdi et al. 2018, https://arxiv.org/abs/1802.07927"
 
     tolerance_param: ClassVar[str | None] = "f"
@@ -296,6 +322,8 @@ class GeometricMedian(_StrategyBase):
     eps: float = _param(1e-6, "distance smoothing and stopping tolerance", "> 0")
     max_iter: int = _param(100, "maximum Weiszfeld iterations", ">= 1")
     name: ClassVar[str] = "GeometricMedian"
+    aliases: ClassVar[tuple[str, ...]] = ("GeoMed", "RFA")  # common short name; Pillutla et al.
+    param_hints: ClassVar[dict[str, str]] = {"nu": "eps", "T": "max_iter", "tol": "eps"}
     reference: ClassVar[str] = "Pillutla et al. 2022, https://arxiv.org/abs/1912.13445"
 
 
@@ -323,6 +351,8 @@ class CenteredClipping(_StrategyBase):
     tau: float = _param(1.0, "clipping radius around the centre", "> 0")
     iters: int = _param(3, "clipping iterations per round", ">= 1")
     name: ClassVar[str] = "CenteredClipping"
+    aliases: ClassVar[tuple[str, ...]] = ("CC",)  # Karimireddy et al.'s abbreviation
+    param_hints: ClassVar[dict[str, str]] = {"L_iter": "iters", "radius": "tau", "clip": "tau"}
     reference: ClassVar[str] = "Karimireddy et al. 2021, https://arxiv.org/abs/2012.10333"
 
 
@@ -340,11 +370,33 @@ Strategy = (
 
 ALL_STRATEGIES: tuple[type[Strategy], ...] = typing.get_args(Strategy)
 
-_BY_KEY: dict[str, type[Strategy]] = {cls.name.lower(): cls for cls in ALL_STRATEGIES}
-
 
 def _key(name: str) -> str:
-    return name.strip().lower().replace("_", "").replace("-", "")
+    return name_key(name)
+
+
+_BY_KEY: dict[str, type[Strategy]] = {
+    _key(spelling): cls for cls in ALL_STRATEGIES for spelling in (*cls.aliases, cls.name)
+}
+
+#: Names of other libraries' rules that are close to one of ours but not the same rule:
+#: suggested, never accepted (ByzFL's Average is unweighted, FedAvg weights by samples;
+#: FedAvgM adds server momentum).
+SUGGESTED_FOR: dict[str, str] = {
+    "Average": "FedAvg",
+    "Mean": "FedAvg",
+    "FedAvgM": "FedAvg",
+    "FedAverage": "FedAvg",
+}
+
+
+def _spellings() -> dict[str, str]:
+    """Every spelling a suggestion may start from -> the strategy name to suggest."""
+    spellings = dict(SUGGESTED_FOR)
+    for cls in ALL_STRATEGIES:
+        spellings.update({alias: cls.name for alias in cls.aliases})
+        spellings[cls.name] = cls.name
+    return spellings
 
 
 def _map_strategy(strategy: Strategy) -> _core.Strategy:
@@ -359,24 +411,16 @@ def _map_strategy(strategy: Strategy) -> _core.Strategy:
         case TrimmedMean(beta=beta):
             return _core.Strategy.trimmed_mean(beta)
         case Krum(f=f):
-            return _core.Strategy.krum(_count(f, "Krum.f"))
+            return _core.Strategy.krum(f)
         case MultiKrum(f=f, m=m):
-            return _core.Strategy.multi_krum(_count(f, "MultiKrum.f"), _count(m, "MultiKrum.m"))
+            return _core.Strategy.multi_krum(f, m)
         case Bulyan(f=f, m=m):
-            return _core.Strategy.bulyan(_count(f, "Bulyan.f"), _count(m, "Bulyan.m"))
+            return _core.Strategy.bulyan(f, m)
         case GeometricMedian(eps=eps, max_iter=max_iter):
-            return _core.Strategy.geometric_median(
-                eps, _count(max_iter, "GeometricMedian.max_iter")
-            )
+            return _core.Strategy.geometric_median(eps, max_iter)
         case CenteredClipping(tau=tau, iters=iters):
-            return _core.Strategy.centered_clipping(tau, _count(iters, "CenteredClipping.iters"))
+            return _core.Strategy.centered_clipping(tau, iters)
     raise TypeError(f"not a velocity strategy: {strategy!r}")
-
-
-def _count(value: int | None, where: str) -> Any:
-    if value is not None and value < 0:
-        raise ValueError(f"{where} must be >= 0, got {value}")
-    return value
 
 
 def parse_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
@@ -400,25 +444,44 @@ def parse_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
         raw = dict(spec)
         name = raw.pop("type", None) or raw.pop("name", None)
         if not isinstance(name, str):
-            raise ValueError(f"strategy mapping needs a 'type' name, got {dict(spec)!r}")
-        raw.update(raw.pop("params", None) or {})
+            raise ValueError(f"strategy mapping needs a 'type' name, got {short_repr(dict(spec))}")
+        raw = _merge_params(raw, raw.pop("params", None), where=f"strategy {name!r}")
     else:
-        raise ValueError(f"cannot read a strategy from {spec!r}")
+        raise ValueError(f"cannot read a strategy from {short_repr(spec)}")
     cls = _BY_KEY.get(_key(name))
     if cls is None:
         names = [c.name for c in ALL_STRATEGIES]
         raise ValueError(
-            f"unknown strategy {name!r}{did_you_mean(name, names)}; valid: {', '.join(names)}"
+            f"unknown strategy {short_repr(name)}{did_you_mean(name, _spellings())}; "
+            f"valid: {', '.join(names)}"
         )
     allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(allowed))
+    unknown = sorted(set(raw) - set(allowed), key=str)
     if unknown:
         valid = ", ".join(allowed) if allowed else "none"
+        key = str(unknown[0])
+        hint = did_you_mean(key, {**cls.param_hints, **{a: a for a in allowed}})
         raise ValueError(
-            f"unknown parameter {unknown[0]!r} for {cls.name}"
-            f"{did_you_mean(unknown[0], allowed)}; valid: {valid}"
+            f"unknown parameter {short_repr(unknown[0])} for {cls.name}{hint}; valid: {valid}"
         )
-    return cls(**raw)
+    try:
+        return cls(**raw)
+    except TypeError as exc:  # the Rust factory refusing a value's type
+        raise ValueError(str(exc)) from None
+
+
+def _merge_params(flat: dict[str, Any], nested: Any, *, where: str) -> dict[str, Any]:
+    """Flat parameters plus those under ``params``; a key given both ways is refused."""
+    if nested is None:
+        return flat
+    if not isinstance(nested, Mapping):
+        raise ValueError(
+            f"{where}: params must be a table of key = value, got {short_repr(nested)}"
+        )
+    twice = sorted(set(flat) & set(nested), key=str)
+    if twice:
+        raise ValueError(f"{where}: parameter {twice[0]!r} given twice (flat and under params)")
+    return {**flat, **nested}
 
 
 def _field_type(cls: type, name: str) -> tuple[Any, bool]:

@@ -14,12 +14,25 @@ first, ``status.json`` rewritten (atomically) whenever a run starts or ends, one
 directory per run, and at the end the reports of :func:`velocity.report.render_all`
 (``comparison.json``/``comparison.md``, the plots and ``report.html``).
 
+One driver per sweep directory: :func:`run_sweep` holds the directory's lock
+(:mod:`velocity.sweeplock`, ``<dir>/.lock``) for its whole life — a fresh sweep from
+the moment the directory is created, a resume before it reads anything — and a
+second driver is refused (``SpecError``: ``sweep D is running (pid N)``). The lock
+is the kernel's, so one left by a killed driver never blocks a resume.
+
+A resume trusts only what it verifies (:func:`verify_finished_run`): a run is
+kept when its summary, ``rounds.csv`` and checkpoint are complete, else rerun.
+
 Failures stay local: a run that raises or whose worker dies is recorded as
 failed and every other run finishes. SIGINT and SIGTERM stop the sweep cleanly:
 pending runs are cancelled, the workers terminated, finished runs left intact,
 ``status.json`` says ``cancelled`` and the comparison covers what finished;
-``resume=True`` later runs the rest. The test-only environment hooks are
-described in :mod:`velocity._pool`.
+``resume=True`` later runs the rest. A full disk (any file that cannot be
+written) stops the sweep as ``failed`` with the reason (``disk full (No space
+left on device) while writing F``): the run that could not write is failed, the
+others cancelled, and ``status.json`` records it (the lock file holds a little
+disk space in reserve for that). The test-only environment hooks are described
+in :mod:`velocity._pool`.
 """
 
 from __future__ import annotations
@@ -29,11 +42,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from velocity import sweeplock
 from velocity._pool import (
     PINNED_ENV,
     START_METHOD_ENV,
@@ -42,15 +58,15 @@ from velocity._pool import (
     TEST_SLOW_ENV,
 )
 from velocity._status import (
-    FINISHED,
+    FinishedCheck,
     RunOutcome,
     Tracker,
-    pid_alive,
     read_status,
     utc_now,
+    verify_finished_run,
     write_failure,
 )
-from velocity.errors import SpecError
+from velocity.errors import SpecError, format_validation_error
 from velocity.executors import (
     BACKENDS,
     ExecutionSettings,
@@ -58,7 +74,12 @@ from velocity.executors import (
     make_executor,
     stop_on_signals,
 )
-from velocity.runio import atomic_write_json, read_json
+from velocity.runio import (
+    atomic_write_json,
+    describe_write_error,
+    read_json,
+    remove_stray_temp_files,
+)
 from velocity.spec import RunSpec
 from velocity.verdict import RankBy
 
@@ -69,6 +90,7 @@ __all__ = [
     "TEST_CRASH_ENV",
     "TEST_RAISE_ENV",
     "TEST_SLOW_ENV",
+    "FinishedCheck",
     "RunOutcome",
     "SweepResult",
     "check_setups",
@@ -76,6 +98,7 @@ __all__ = [
     "ensure_writable_dir",
     "read_status",
     "run_sweep",
+    "verify_finished_run",
     "write_failure",
 ]
 
@@ -142,11 +165,12 @@ def run_sweep(
     ``if __name__ == "__main__":`` (the children re-import it).
 
     Refuses (``SpecError``, nothing written) when ``out_dir`` is a non-empty
-    directory and ``resume`` is false, when it cannot be written, when run names
-    repeat, on resume when a finished run's ``config.json`` differs from its
-    planned spec, when the backend is unknown or its package is missing, or when
-    the Ray cluster cannot be reached. With ``resume``, runs already done are
-    kept and skipped.
+    directory and ``resume`` is false, when it cannot be written, when another
+    process is driving it (``sweep D is running (pid N)``), when run names repeat,
+    on resume when a finished run's ``config.json`` differs from its planned spec,
+    when the backend is unknown or its package is missing, or when the Ray cluster
+    cannot be reached. With ``resume``, runs whose files are complete
+    (:func:`verify_finished_run`) are kept and skipped; every other run is rerun.
     """
     started = time.time()
     clock = time.perf_counter()
@@ -155,68 +179,98 @@ def run_sweep(
     if not runs:
         raise SpecError("the sweep has no runs")
     _check_names(runs)
-    finished = _previous_runs(out_dir, runs) if resume else _check_fresh(out_dir)
-    todo = [spec for spec in runs if spec.name not in finished]
     if parallel is not None and parallel < 1:
         raise SpecError(f"parallel must be >= 1, got {parallel}")
-    executor = make_executor(
-        backend,
-        ExecutionSettings(start_method=start_method, ray_address=ray_address, ray_gpus=ray_gpus),
-    )
-    check_setups(todo)
-
-    from velocity._progress import make_progress
-    from velocity.manifest import capture_manifest
-
-    with executor:  # starts or joins Ray after the other refusals; stops what it started
-        ensure_writable_dir(out_dir)
-        workers = executor.default_parallel(len(todo)) if parallel is None else parallel
-        repeats = max(spec.repeat for spec in runs) + 1
-        atomic_write_json(
-            out_dir / "plan.json",
-            {
-                "runs": [spec.to_json() for spec in runs],
-                "parallel": workers,
-                "backend": executor.name,
-                "repeats": repeats,
-                "rank_by": rank_by,
-                "created_at": utc_now(),
-            },
+    with ExitStack() as held:
+        lock: sweeplock.SweepLock | None = None
+        if resume:  # lock before reading anything: another driver may be writing
+            lock = held.enter_context(_lock_to_resume(out_dir))
+            finished, reruns = _previous_runs(out_dir, runs)
+        else:
+            finished, reruns = _check_fresh(out_dir), {}
+        todo = [spec for spec in runs if spec.name not in finished]
+        executor = make_executor(
+            backend,
+            ExecutionSettings(
+                start_method=start_method, ray_address=ray_address, ray_gpus=ray_gpus
+            ),
         )
-        manifest = capture_manifest(command or sys.argv, config_path)
-        if resume:
-            manifest["previous"] = _previous_manifests(out_dir)
-        atomic_write_json(out_dir / "manifest.json", manifest)
-        if progress:
-            skipped = f", {len(finished)} already done" if finished else ""
-            print(
-                f"sweep: {len(todo)} runs{skipped}, parallel {workers} ({executor.describe()}) "
-                f"-> {out_dir}",
-                flush=True,
-            )
-        display = make_progress(len(runs), enabled=progress, done=len(finished))
-        tracker = Tracker(out_dir, runs, finished, display)
-        tracker.write("running")
-        try:
-            with stop_on_signals(executor.cancel):
-                state, error = executor.run(todo, out_dir, tracker, workers)
-        except BaseException as exc:  # a bug or an interrupt outside the handlers: say so on disk
-            tracker.write("failed", error=f"{type(exc).__name__}: {exc}", final=True)
-            raise
-        finally:
-            display.close()
-        wall_s = time.perf_counter() - clock
-    tracker.write(state, error=error, final=True, elapsed_s=wall_s)
-    comparison = None
-    try:
-        from velocity.report import render_all
+        check_setups(todo)
 
-        comparison = render_all(
-            out_dir, wall_s=wall_s, parallel=workers, rank_by=rank_by
-        ).comparison
-    except Exception as exc:
-        error = error or f"writing the comparison failed: {type(exc).__name__}: {exc}"
-        tracker.write(state, error=error, final=True, elapsed_s=wall_s)
+        from velocity._progress import make_progress
+
+        with executor:  # starts or joins Ray after the other refusals; stops what it started
+            created: list[Path] = []
+            if lock is None:
+                lock, created = _lock_fresh(out_dir)
+                held.enter_context(lock)
+            else:
+                ensure_writable_dir(out_dir)
+            workers = executor.default_parallel(len(todo)) if parallel is None else parallel
+            try:
+                _reserve(lock, len(runs))
+                _write_plan(
+                    out_dir, runs, workers, executor.name, rank_by, command, config_path, resume
+                )
+            except SpecError:
+                if not resume:  # a refused fresh sweep leaves nothing behind
+                    _undo_fresh(out_dir, lock, created)
+                raise
+            if progress:
+                skipped = f", {len(finished)} already done" if finished else ""
+                print(
+                    f"sweep: {len(todo)} runs{skipped}, parallel {workers} "
+                    f"({executor.describe()}) -> {out_dir}",
+                    flush=True,
+                )
+                for name, problem in reruns.items():
+                    print(f"resume: rerunning {name}: {problem}", flush=True)
+            display = make_progress(len(runs), enabled=progress, done=len(finished))
+            tracker = Tracker(out_dir, runs, finished, display)
+            tracker.on_write_error = executor.abort
+            tracker.write("running")
+            try:
+                with stop_on_signals(executor.cancel):
+                    state, error = executor.run(todo, out_dir, tracker, workers)
+            except BaseException as exc:  # a bug or an interrupt outside the handlers
+                lock.free_reserve()
+                tracker.write("failed", error=f"{type(exc).__name__}: {exc}", final=True)
+                raise
+            finally:
+                display.close()
+            wall_s = time.perf_counter() - clock
+        remove_stray_temp_files(out_dir)  # of workers killed in mid-write; all are gone now
+        if tracker.write_error is not None and state != "failed":
+            state, error = "failed", tracker.write_error
+        if state == "failed":
+            lock.free_reserve()  # the space to record how the sweep ended
+        if not tracker.write(state, error=error, final=True, elapsed_s=wall_s):
+            lock.free_reserve()
+            state, error = "failed", error or tracker.write_error
+            tracker.write(state, error=error, final=True, elapsed_s=wall_s)
+        # how it ended is on disk: the reports may use the space, all but enough to
+        # record that they could not be written
+        lock.shrink_reserve(_file_size(out_dir / "status.json") + 16 * 1024)
+        comparison = None
+        try:
+            from velocity.report import render_all
+
+            comparison = render_all(
+                out_dir, wall_s=wall_s, parallel=workers, rank_by=rank_by
+            ).comparison
+        except Exception as exc:
+            detail = (
+                describe_write_error(exc)
+                if isinstance(exc, OSError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            note = f"writing the comparison failed: {detail}"
+            if isinstance(exc, OSError):
+                note += f" (velocity compare {out_dir} writes it again)"
+            error = f"{error}; {note}" if error else note
+            remove_stray_temp_files(out_dir, recursive=False)
+            lock.free_reserve()
+            tracker.write(state, error=error, final=True, elapsed_s=wall_s)
     return SweepResult(
         sweep_dir=out_dir,
         state=state,
@@ -231,6 +285,145 @@ def run_sweep(
     )
 
 
+def _write_plan(
+    out_dir: Path,
+    runs: Sequence[RunSpec],
+    workers: int,
+    backend: str,
+    rank_by: RankBy,
+    command: list[str] | None,
+    config_path: Path | None,
+    resume: bool,
+) -> None:
+    """Write ``plan.json`` and ``manifest.json``; a failed write is a ``SpecError``."""
+    from velocity.manifest import capture_manifest
+
+    try:
+        atomic_write_json(
+            out_dir / "plan.json",
+            {
+                "runs": [spec.to_json() for spec in runs],
+                "parallel": workers,
+                "backend": backend,
+                "repeats": max(spec.repeat for spec in runs) + 1,
+                "rank_by": rank_by,
+                "created_at": utc_now(),
+            },
+        )
+        manifest = capture_manifest(command or sys.argv, config_path)
+        if resume:
+            manifest["previous"] = _previous_manifests(out_dir)
+        atomic_write_json(out_dir / "manifest.json", manifest)
+    except OSError as exc:
+        reason = describe_write_error(exc)
+        raise SpecError(f"cannot start the sweep in {out_dir}: {reason}") from None
+
+
+#: The sweep-level files a sweep (re)writes; a resume refuses when one is not a file.
+_SWEEP_FILES = (
+    "plan.json",
+    "manifest.json",
+    "status.json",
+    "results.csv",
+    "comparison.json",
+    "comparison.md",
+    "plots.json",
+    "curves.png",
+    "robustness.png",
+    "report.html",
+)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _reserve(lock: sweeplock.SweepLock, num_runs: int) -> None:
+    """Hold back the disk space to record how the sweep ends (its final status.json).
+
+    Refuses (``SpecError``) to start on a disk too full for it: a sweep that could
+    not even say that it failed would leave ``status.json`` saying "running".
+    """
+    try:
+        lock.reserve(min(64 * 1024 + 1024 * num_runs, 8 * 1024 * 1024))
+    except OSError as exc:
+        reason = describe_write_error(exc)
+        raise SpecError(f"cannot start the sweep in {lock.sweep_dir}: {reason}") from None
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+def _acquire(out_dir: Path) -> sweeplock.SweepLock:
+    """The sweep directory's lock, or a one-line ``SpecError``."""
+    try:
+        return sweeplock.acquire(out_dir)
+    except sweeplock.SweepLockedError as exc:
+        raise SpecError(str(exc)) from None
+    except OSError as exc:
+        if not exc.filename:
+            exc.filename = str(out_dir / sweeplock.LOCK_FILE)
+        raise SpecError(f"cannot lock {out_dir}: {describe_write_error(exc)}") from None
+
+
+def _lock_to_resume(out_dir: Path) -> sweeplock.SweepLock:
+    """Lock an existing sweep directory; refuse one that is not a sweep directory."""
+    if not out_dir.is_dir():
+        raise SpecError(f"cannot resume {out_dir}: not a sweep directory (no plan.json)")
+    had_lock_file = os.path.lexists(out_dir / sweeplock.LOCK_FILE)
+    lock = _acquire(out_dir)
+    plan = out_dir / "plan.json"
+    if not plan.is_file():
+        if had_lock_file:
+            lock.release()
+        else:
+            lock.remove()  # leave the directory as it was
+        what = "plan.json is not a file" if os.path.lexists(plan) else "no plan.json"
+        raise SpecError(f"cannot resume {out_dir}: not a sweep directory ({what})")
+    return lock
+
+
+def _lock_fresh(out_dir: Path) -> tuple[sweeplock.SweepLock, list[Path]]:
+    """Create ``out_dir`` if needed, lock it, and check again (now locked) that it is empty.
+
+    Returns the lock and the directories created. Another driver may have started
+    in the same directory since :func:`_check_fresh`; whatever this refuses, it
+    undoes what it created (the directories, the lock file).
+    """
+    created = _make_writable_dir(out_dir)
+    try:
+        lock = _acquire(out_dir)
+    except SpecError:
+        if created and sweeplock.holder(out_dir) is None:  # a lock file it could not fill
+            with suppress(OSError):
+                (out_dir / sweeplock.LOCK_FILE).unlink()
+        _remove_dirs(created)
+        raise
+    try:
+        _check_fresh(out_dir, locked=True)
+    except SpecError:
+        if created:
+            lock.remove()
+            _remove_dirs(created)
+        else:
+            lock.release()
+        raise
+    return lock, created
+
+
+def _undo_fresh(out_dir: Path, lock: sweeplock.SweepLock, created: Sequence[Path]) -> None:
+    """Remove what a fresh sweep wrote before it could start (its plan, manifest, lock)."""
+    for name in ("plan.json", "manifest.json"):
+        with suppress(OSError):
+            (out_dir / name).unlink()
+    remove_stray_temp_files(out_dir, recursive=False)
+    lock.remove()
+    _remove_dirs(created)
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -242,10 +435,24 @@ def _check_names(runs: Sequence[RunSpec]) -> None:
         seen.add(spec.name)
 
 
-def _check_fresh(out_dir: Path) -> dict[str, dict[str, Any]]:
-    if out_dir.exists() and not out_dir.is_dir():
+def _check_fresh(out_dir: Path, *, locked: bool = False) -> dict[str, dict[str, Any]]:
+    """Refuse a fresh sweep into a path that is not a directory or holds anything.
+
+    A ``.lock`` alone (left by a sweep refused, or killed, before it wrote anything)
+    does not count, unless a live driver holds it (``locked``: this process does).
+    """
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise SpecError(f"output path {out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if not out_dir.is_dir():
+        return {}
+    pid = None if locked else sweeplock.holder(out_dir)
+    if pid is not None:
+        raise SpecError(str(sweeplock.SweepLockedError(out_dir, pid or None)))
+    try:
+        entries = [p for p in out_dir.iterdir() if p.name != sweeplock.LOCK_FILE]
+    except OSError as exc:
+        raise SpecError(f"cannot read {out_dir}: {exc.strerror or exc}") from None
+    if entries:
         hint = (
             f"pass --resume {out_dir} to finish that sweep"
             if (out_dir / "plan.json").exists()
@@ -255,39 +462,67 @@ def _check_fresh(out_dir: Path) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def _previous_runs(out_dir: Path, runs: Sequence[RunSpec]) -> dict[str, dict[str, Any]]:
-    """Summaries of the runs an earlier sweep in ``out_dir`` finished with the same spec."""
-    if not (out_dir / "plan.json").is_file():
-        raise SpecError(f"cannot resume {out_dir}: not a sweep directory (no plan.json)")
-    try:
-        status = read_json(out_dir / "status.json")
-    except (OSError, ValueError):
-        status = {}
-    pid = status.get("pid")
-    if status.get("state") == "running" and pid != os.getpid() and pid_alive(pid):
-        raise SpecError(f"cannot resume {out_dir}: its sweep is still running (pid {pid})")
+def _previous_runs(
+    out_dir: Path, runs: Sequence[RunSpec]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The runs an earlier sweep in ``out_dir`` finished, complete, with the same spec.
+
+    Returns ``(summaries of the runs kept, {run: why it is rerun})``; the second
+    names only runs whose files claimed more than they hold (a run that simply did
+    not finish is rerun without a word). Called with the sweep's lock held: no
+    other driver, and no worker of a dead one, writes here.
+    """
+    for name in _SWEEP_FILES:  # what this sweep rewrites must be a file, or absent
+        path = out_dir / name
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+            raise SpecError(f"cannot resume {out_dir}: {path} is not a file; remove it first")
+    remove_stray_temp_files(out_dir)  # a killed driver's or worker's half-writes
     done: dict[str, dict[str, Any]] = {}
+    reruns: dict[str, str] = {}
     for spec in runs:
         run_dir = out_dir / spec.name
+        if not os.path.lexists(run_dir):
+            continue
+        if not run_dir.is_dir():
+            reruns[spec.name] = f"{run_dir} is not a directory"
+            continue
         try:
             config = read_json(run_dir / "config.json")
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
-            raise SpecError(f"cannot resume {out_dir}: run {spec.name!r}: {exc}") from None
-        differs = _differences(config, spec)
+            reruns[spec.name] = f"config.json is unreadable ({_oneline(exc)})"
+            continue
+        if not isinstance(config, dict):
+            reruns[spec.name] = "config.json is not a JSON object"
+            continue
+        try:
+            recorded = RunSpec.model_validate(config)
+        except ValueError as exc:  # written by another version of velocity, or edited
+            first = (
+                format_validation_error(exc) if isinstance(exc, ValidationError) else _oneline(exc)
+            )
+            raise SpecError(
+                f"cannot resume {out_dir}: run {spec.name!r}: {run_dir / 'config.json'} does "
+                f"not validate ({first}); start a new sweep instead"
+            ) from None
+        differs = _differences(recorded, spec)
         if differs:
             raise SpecError(
                 f"cannot resume {out_dir}: run {spec.name!r} was run with a different "
                 f"configuration ({', '.join(differs)} differ); start a new sweep instead"
             )
-        try:
-            summary = read_json(run_dir / "summary.json")
-        except (OSError, ValueError):
-            continue
-        if isinstance(summary, dict) and summary.get("status") in FINISHED:
-            done[spec.name] = summary
-    return done
+        check = verify_finished_run(run_dir, spec)
+        if check.summary is not None:
+            done[spec.name] = check.summary
+        elif check.problem is not None:
+            reruns[spec.name] = check.problem
+    return done, reruns
+
+
+def _oneline(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _previous_manifests(out_dir: Path) -> list[dict[str, Any]]:
@@ -303,44 +538,45 @@ def _previous_manifests(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def check_setups(runs: Sequence[RunSpec]) -> None:
-    """Refuse runs that cannot start (strategy vs clients, dataset, model, partition,
-    storage) before any work.
+    """Refuse runs that cannot start or finish (strategy vs clients, dataset, model,
+    partition, storage, memory, attacks) before any work.
 
-    Runs that differ only in name, attacks or repeat share a setup, so each
-    distinct setup is checked once.
+    Runs that differ only in name, attacks or repeat share a setup: each distinct setup
+    is loaded and checked once, and every run's attacks are checked against it.
     """
-    from velocity.server import check_spec
+    from velocity.server import check_run_attacks, check_spec
 
-    seen: set[str] = set()
+    classes: dict[str, int] = {}
     for spec in runs:
         setup = json.dumps(
             spec.model_dump(mode="json", exclude={"name", "attacks", "repeat"}),
             sort_keys=True,
         )
-        if setup in seen:
-            continue
-        seen.add(setup)
         try:
-            check_spec(spec)
+            if setup in classes:
+                check_run_attacks(spec, classes[setup])
+            else:
+                classes[setup] = check_spec(spec)
         except ValueError as exc:
             raise SpecError(f"run {spec.name!r}: {exc}") from None
 
 
-def _differences(config: Any, spec: RunSpec) -> list[str]:
-    planned = spec.to_json()
-    try:
-        recorded = RunSpec.model_validate(config).to_json()
-    except ValueError:
-        return ["config.json (unreadable)"]
-    keys = sorted(set(planned) | set(recorded))
-    return [k for k in keys if planned.get(k) != recorded.get(k)]
+def _differences(recorded: RunSpec, spec: RunSpec) -> list[str]:
+    planned, written = spec.to_json(), recorded.to_json()
+    keys = sorted(set(planned) | set(written))
+    return [k for k in keys if planned.get(k) != written.get(k)]
 
 
 def ensure_writable_dir(out_dir: Path) -> None:
     """Create ``out_dir`` and prove it writable, or undo what was created and refuse."""
+    _make_writable_dir(out_dir)
+
+
+def _make_writable_dir(out_dir: Path) -> list[Path]:
+    """:func:`ensure_writable_dir`; returns the directories it created, deepest first."""
     created: list[Path] = []
     parent = out_dir
-    while not parent.exists() and parent != parent.parent:
+    while not os.path.lexists(parent) and parent != parent.parent:
         created.append(parent)
         parent = parent.parent
     try:
@@ -349,7 +585,12 @@ def ensure_writable_dir(out_dir: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        for path in created:
-            with suppress(OSError):
-                path.rmdir()
+        _remove_dirs(created)
         raise SpecError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    return created
+
+
+def _remove_dirs(created: Sequence[Path]) -> None:
+    for path in created:
+        with suppress(OSError):
+            path.rmdir()

@@ -1,15 +1,18 @@
 """``velocity-mcp``: the stdio MCP server, and a fallback CLI for clients without MCP.
 
     velocity-mcp [--root DIR] [--max-rounds N ...]            # serve MCP over stdio
-    velocity-mcp [--root DIR] sweep --strategies FedAvg Krum:f=1 --attacks label_flipping --rounds 5
+    velocity-mcp [--root DIR] sweep --strategies FedAvg,Krum:f=1 --attacks label_flipping --rounds 5
     velocity-mcp [--root DIR] status SWEEP_ID | compare SWEEP_ID [--detail full] | cancel SWEEP_ID
     velocity-mcp [--root DIR] strategies | sweeps
 
 The fallback commands call the same tools in-process (same validation, same
 limits) and print the JSON a tool returns; a refusal goes to stderr with exit
 status 1. ``sweep`` takes exactly the arguments of the ``sweep_run`` tool, read
-from its input schema (``--model-id`` for ``model_id``; lists as repeated values;
-objects as JSON).
+from its input schema (``--model-id`` for ``model_id``; objects as JSON). Lists
+are the comma lists of ``velocity sweep`` (``velocity.cli.split_items``: a comma
+followed by ``key=value`` continues the item before it), and may also be given as
+several values or repeated flags: ``--strategies FedAvg,Krum:f=2 --attacks
+gaussian_noise:sigma=0.5,fraction=0.3,zero``.
 """
 
 from __future__ import annotations
@@ -73,9 +76,12 @@ def _global_parser() -> argparse.ArgumentParser:
 
 
 def _schema_type(prop: dict[str, Any]) -> dict[str, Any]:
-    """The non-null branch of a property schema (``anyOf [T, null]`` -> T)."""
+    """The non-null branch of a property schema (``anyOf [T, null]`` -> T; a model's
+    ``$ref`` -> an object)."""
     for branch in prop.get("anyOf", []):
         if branch.get("type") != "null":
+            if "$ref" in branch:
+                branch = {**branch, "type": "object"}
             return {**branch, "description": prop.get("description", "")}
     return prop
 
@@ -89,7 +95,7 @@ def _add_tool_options(parser: argparse.ArgumentParser, schema: dict[str, Any]) -
         help_text = (raw.get("description") or prop.get("description") or "").replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": name, "help": help_text, "default": None}
         if kind == "array":
-            kwargs.update(action="extend", nargs="+", metavar="VALUE")
+            kwargs.update(action="extend", nargs="+", metavar="ITEM[,ITEM...]")
         elif kind == "object":
             kwargs.update(type=_json_object, metavar="JSON")
         elif kind == "integer":
@@ -146,8 +152,17 @@ def _run_cli(server: Any, rest: Sequence[str], parent: argparse.ArgumentParser) 
             cmd.add_argument("--detail", choices=detail["enum"], help=detail["description"])
     args = parser.parse_args(rest)
     if args.command == "sweep":
+        from velocity.cli import split_items
+        from velocity.errors import SpecError
+
         names = schemas["sweep_run"].get("properties", {})
         arguments = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+        for name, value in arguments.items():
+            if _schema_type(names[name]).get("type") == "array":
+                try:  # the comma lists of `velocity sweep`: FedAvg,Krum:f=2
+                    arguments[name] = split_items(value)
+                except SpecError as exc:
+                    sweep.error(f"--{name}: {exc}")
         return anyio.run(_call, server, "sweep_run", arguments)
     tool, takes_id = COMMANDS[args.command]
     arguments = {"sweep_id": args.sweep_id} if takes_id else {}

@@ -4,13 +4,25 @@ A sweep runs as ``python -m velocity sweep EXPERIMENT --resume SWEEP_DIR`` in it
 own session (``start_new_session``), with stdin from ``/dev/null`` and its output in
 ``SWEEP_DIR/sweep.log``. So it survives the MCP client killing the server's
 process group, and all that the server knows about it afterwards comes from the
-sweep directory (``status.json``): status, compare and cancel work after a
-server restart, and on sweeps started from the CLI.
+sweep directory: status, compare and cancel work after a server restart, and on
+sweeps started from the CLI.
+
+Whether a sweep is live comes from the root too, never from one server's memory:
+the sweep process holds an advisory lock on ``SWEEP_DIR/.lock``
+(:mod:`velocity.sweeplock`) for its whole life, so every server process on the root
+sees the same live sweeps. Between its spawn and taking that lock a sweep is
+counted through the launching server's child list, and the launching server holds
+the root's launch lock (``ROOT/.velocity-mcp.lock``) from counting until the new
+sweep holds its own lock: two servers cannot both take the last slot. A directory
+without a ``.lock`` file (a sweep from a velocity without sweep locks) falls back
+to its ``status.json`` pid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -19,11 +31,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from velocity._status import pid_alive
+from velocity.sweeplock import LOCK_FILE, holder, pid_alive
 from velocity_mcp.paths import sweep_dirs
 
 logger = logging.getLogger(__name__)
@@ -35,15 +47,63 @@ logger = logging.getLogger(__name__)
 SWEEP_COMMAND: tuple[str, ...] = (sys.executable, "-m", "velocity", "sweep")
 LOG_NAME = "sweep.log"
 EXPERIMENT_NAME = "experiment.json"
+#: Held (flock) by a server from counting the live sweeps until the sweep it starts
+#: holds its own lock.
+LAUNCH_LOCK = ".velocity-mcp.lock"
+#: The exit status of ``velocity sweep`` when it refuses its input (nothing written).
+REFUSED = 2
+#: The prefix of ``velocity``'s one-line refusal on stderr.
+REFUSAL_PREFIX = "velocity: error: "
+#: The largest JSON file the server reads from a sweep directory.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+class CorruptFileError(ValueError):
+    """A file of a sweep directory exists but is not what velocity writes there."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path.name} is unreadable ({reason})")
+
+
+def load_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file does not exist.
+
+    Raises
+    ------
+    CorruptFileError
+        The file exists but cannot be read, is not JSON, is nested too deeply, is
+        too large, or holds something other than an object (``null``, a list).
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise CorruptFileError(path, f"{size} bytes, over {MAX_JSON_BYTES}")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(path, f"not UTF-8 text: {exc.reason}") from None
+    except OSError as exc:
+        raise CorruptFileError(path, exc.strerror or str(exc)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(path, f"not valid JSON: {exc}") from None
+    except (RecursionError, ValueError) as exc:
+        raise CorruptFileError(path, f"not readable JSON: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__
+        raise CorruptFileError(path, f"holds {kind}, not a JSON object")
+    return data
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or None when absent, unreadable or not an object."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return load_object(path)
+    except CorruptFileError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def pid_cmdline(pid: int) -> list[str]:
@@ -55,7 +115,7 @@ def pid_cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def is_sweep_process(pid: int) -> bool:
+def is_sweep_process(pid: Any) -> bool:
     """Whether ``pid`` is alive and looks like a velocity sweep (guards against pid reuse)."""
     if not pid_alive(pid):
         return False
@@ -86,10 +146,21 @@ def find_sweep_process(sweep_dir: Path) -> int | None:
 def log_tail(sweep_dir: Path, lines: int = 15) -> str:
     """The last lines of the sweep's ``sweep.log`` (empty when none)."""
     try:
-        text = (sweep_dir / LOG_NAME).read_text(encoding="utf-8", errors="replace")
+        with (sweep_dir / LOG_NAME).open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def refusal_message(sweep_dir: Path) -> str | None:
+    """The one-line refusal ``velocity sweep`` wrote to sweep.log (without its prefix)."""
+    for line in reversed(log_tail(sweep_dir, 50).splitlines()):
+        if line.startswith(REFUSAL_PREFIX):
+            return line.removeprefix(REFUSAL_PREFIX).strip()
+    return None
 
 
 class Launcher:
@@ -106,8 +177,36 @@ class Launcher:
     def __init__(self, root: Path, command: Sequence[str] | None = None) -> None:
         self.root = root
         self.command = tuple(command or SWEEP_COMMAND)
-        self.lock = threading.Lock()  # held across the concurrency check and the spawn
+        self.lock = threading.Lock()  # this process's threads; the root lock is for others
         self._children: dict[Path, subprocess.Popen[bytes]] = {}
+
+    @contextlib.contextmanager
+    def launching(self, timeout: float) -> Iterator[None]:
+        """Hold this root's launch lock (every server process on it) for a count and a spawn.
+
+        Raises ``TimeoutError`` when another server holds it for over ``timeout`` s.
+        """
+        with self.lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LAUNCH_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise TimeoutError(
+                                f"another server has held {self.root / LAUNCH_LOCK} for "
+                                f"{timeout:.0f} s"
+                            ) from None
+                        time.sleep(0.02)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     def start(self, sweep_dir: Path, experiment: Path) -> subprocess.Popen[bytes]:
         """Spawn the sweep of ``experiment`` into ``sweep_dir``, detached from this process."""
@@ -128,6 +227,12 @@ class Launcher:
         self._children[sweep_dir] = proc
         return proc
 
+    def forget(self, sweep_dir: Path) -> None:
+        """Drop a finished child from the child list (its directory was removed)."""
+        proc = self._children.pop(sweep_dir, None)
+        if proc is not None:
+            proc.poll()
+
     def child(self, sweep_dir: Path) -> subprocess.Popen[bytes] | None:
         """The process this server started for ``sweep_dir``, if any (reaped when done)."""
         proc = self._children.get(sweep_dir)
@@ -135,8 +240,28 @@ class Launcher:
             proc.poll()  # reaps a finished child so it is not counted as alive
         return proc
 
+    def _child_alive(self, sweep_dir: Path) -> bool:
+        proc = self.child(sweep_dir)
+        return proc is not None and proc.returncode is None
+
+    def wait_locked(self, sweep_dir: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        """Wait until the new sweep holds its lock, wrote ``status.json``, or exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (
+                holder(sweep_dir) is not None
+                or (sweep_dir / "status.json").is_file()
+                or proc.poll() is not None
+            ):
+                return
+            time.sleep(0.02)
+
     def wait_started(self, sweep_dir: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
-        """Wait until ``status.json`` appears or the process exits (whichever is first)."""
+        """Wait until ``status.json`` appears or the process exits (whichever is first).
+
+        The sweep validates its input before it writes status.json, and exits with
+        :data:`REFUSED` when it refuses it.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (sweep_dir / "status.json").is_file() or proc.poll() is not None:
@@ -151,10 +276,16 @@ class Launcher:
                 return
             time.sleep(0.05)
 
-    def sweep_pid(self, sweep_dir: Path) -> int | None:
-        """The pid of the process running ``sweep_dir`` (status.json, else our own child)."""
+    def _status_pid(self, sweep_dir: Path) -> tuple[str | None, Any]:
         status = read_json(sweep_dir / "status.json") or {}
-        pid = status.get("pid")
+        return status.get("state"), status.get("pid")
+
+    def sweep_pid(self, sweep_dir: Path) -> int | None:
+        """The pid of the sweep's driver: its lock's holder, else status.json, else our child."""
+        locked = holder(sweep_dir)
+        if locked:
+            return locked
+        _, pid = self._status_pid(sweep_dir)
         if isinstance(pid, int) and not isinstance(pid, bool):
             return pid
         proc = self.child(sweep_dir)
@@ -163,28 +294,42 @@ class Launcher:
         # started by another server process, before it wrote status.json
         return find_sweep_process(sweep_dir)
 
+    def _locking(self, sweep_dir: Path) -> bool:
+        """The sweep directory has a lock file: its sweep is live exactly while it is held."""
+        try:
+            return (sweep_dir / LOCK_FILE).exists()
+        except OSError:
+            return False
+
     def process_alive(self, sweep_dir: Path) -> bool:
         """Whether the sweep's process still exists, whatever its status.json says."""
-        proc = self.child(sweep_dir)
-        if proc is not None:
-            return proc.returncode is None
-        pid = self.sweep_pid(sweep_dir)
-        return pid is not None and is_sweep_process(pid)
+        if holder(sweep_dir) is not None or self._child_alive(sweep_dir):
+            return True
+        if self._locking(sweep_dir):
+            return False
+        _, pid = self._status_pid(sweep_dir)
+        return is_sweep_process(pid)
 
     def is_running(self, sweep_dir: Path) -> bool:
-        """Whether a live sweep process is working on ``sweep_dir``."""
-        proc = self.child(sweep_dir)
-        if proc is not None and proc.returncode is None:
+        """Whether a live sweep process is working on ``sweep_dir``.
+
+        Its lock is held, or it is this server's child that has not taken the lock
+        yet; for a directory without a lock file, its status.json's pid is a live
+        sweep, or (no status.json yet) a sweep process names the directory.
+        """
+        if holder(sweep_dir) is not None or self._child_alive(sweep_dir):
             return True
-        status = read_json(sweep_dir / "status.json")
-        if status is None:  # launched, status.json not written yet
-            return proc is None and find_sweep_process(sweep_dir) is not None
-        pid = status.get("pid")
-        return status.get("state") == "running" and isinstance(pid, int) and is_sweep_process(pid)
+        if self._locking(sweep_dir):
+            return False
+        if not (sweep_dir / "status.json").exists():
+            # launched by another server, not locked yet
+            return self.child(sweep_dir) is None and find_sweep_process(sweep_dir) is not None
+        state, pid = self._status_pid(sweep_dir)
+        return state == "running" and is_sweep_process(pid)
 
     def running(self) -> list[Path]:
         """Every sweep directory under the root with a live sweep process."""
-        dirs = set(sweep_dirs(self.root)) | set(self._children)
+        dirs = set(sweep_dirs(self.root)) | {d for d in self._children if self._child_alive(d)}
         return sorted(d for d in dirs if self.is_running(d))
 
     def cancel(self, sweep_dir: Path, wait_s: float) -> bool:

@@ -21,6 +21,8 @@ def _default_parallel() -> int:
 class Limits:
     """Upper bounds on what one ``sweep_run`` may start.
 
+    Every limit is an integer >= 1; a value over a C long (2**63) is refused too.
+
     Attributes
     ----------
     max_runs : int (default: 64)
@@ -32,7 +34,17 @@ class Limits:
     max_parallel : int (default: min(8, CPU count))
         Worker processes per sweep; also the default ``parallel``.
     max_concurrent_sweeps : int (default: 2)
-        Sweeps running at the same time under the root (CLI sweeps included).
+        Sweeps running at the same time under the root, counted from the sweep
+        directories' locks: every server process on the root and CLI sweeps included.
+    max_samples : int (default: 1,000,000)
+        ``dataset_params.n_samples`` (the synthetic dataset's size).
+    max_features : int (default: 4,096)
+        ``dataset_params.n_features``.
+    max_dataset_values : int (default: 50,000,000)
+        ``n_samples × n_features`` of a synthetic dataset (its float32 array: 200 MB at
+        the default; each worker process of the sweep holds one).
+    max_hidden : int (default: 4,096)
+        ``model_params.hidden`` (the MLP's hidden units).
     """
 
     max_runs: int = 64
@@ -40,12 +52,16 @@ class Limits:
     max_clients: int = 100
     max_parallel: int = _default_parallel()
     max_concurrent_sweeps: int = 2
+    max_samples: int = 1_000_000
+    max_features: int = 4_096
+    max_dataset_values: int = 50_000_000
+    max_hidden: int = 4_096
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"limit {f.name} must be an integer >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**63:
+                raise ValueError(f"limit {f.name} must be an integer in [1, 2**63), got {value!r}")
 
     @staticmethod
     def flag(name: str) -> str:

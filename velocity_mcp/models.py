@@ -123,7 +123,7 @@ class SweepStatus(BaseModel):
 
 
 class SweepSummary(BaseModel):
-    """One sweep under the root."""
+    """One sweep under the root (state null: see error)."""
 
     sweep_id: str
     state: SweepState | None
@@ -131,6 +131,9 @@ class SweepSummary(BaseModel):
     done_runs: int | None
     started_at: str | None
     comparison_ready: bool
+    error: str | None = Field(
+        default=None, description="why its state is unknown (an unreadable status.json)"
+    )
 
 
 class SweepList(BaseModel):
@@ -165,8 +168,12 @@ class Candidate(StrategyScore):
 class VerdictRecommendation(Recommendation):
     """The recommendation (``velocity.verdict.Recommendation``): act on this."""
 
-    candidates: list[Candidate] = Field(description="complete strategies, best first")
-    incomplete: list[Candidate] = Field(description="strategies missing a condition")
+    candidates: list[Candidate] = Field(  # type: ignore[assignment]
+        description="complete strategies, best first"
+    )
+    incomplete: list[Candidate] = Field(  # type: ignore[assignment]
+        description="strategies missing a condition"
+    )
 
 
 class RankRow(BaseModel):

@@ -11,19 +11,33 @@ the limits, and the SDK evaluates them with the function's globals.)
 
 import base64
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import (
+    ResourceError,
+    ResourceNotFoundError,
+    ToolError,
+    UnexpectedToolError,
+)
 from mcp.server.mcpserver.prompts import Prompt
-from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp_types import (
+    CallToolResult,
+    ImageContent,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
 from mcp_types import Resource as MCPResource
 from pydantic import Field
 
 from velocity.verdict import RankBy
+from velocity_mcp.inputs import OPERATOR_ONLY, check_arguments
 from velocity_mcp.launcher import Launcher
 from velocity_mcp.limits import Limits
 from velocity_mcp.models import (
@@ -39,9 +53,14 @@ from velocity_mcp.models import (
 from velocity_mcp.paths import sweep_dirs
 from velocity_mcp.service import COMPARISON_URI, SweepService, comparison_uri
 
+logger = logging.getLogger(__name__)
+
 #: The Settings fields sweep_run does not accept inline: a path outside the root, and
 #: which Ray cluster to use and what to reserve on it (the operator's: $RAY_ADDRESS).
-EXCLUDED_SETTINGS = frozenset({"storage", "ray_address", "ray_gpus"})
+#: Passing one is refused with the reason (velocity_mcp.inputs.OPERATOR_ONLY).
+EXCLUDED_SETTINGS = frozenset(OPERATOR_ONLY)
+#: The upper bound of an integer setting velocity leaves unbounded (batch_size, ...).
+INT_MAX = 2**31 - 1
 
 INSTRUCTIONS = """\
 velocity runs federated-learning strategy × attack sweeps and ranks the strategies.
@@ -79,6 +98,15 @@ def _setting(name: str, *, limit: int | None = None, limit_name: str = "") -> An
             if value is not None:
                 bounds[attr] = value
     description = f"{field.description}; default {field.get_default(call_default_factory=True)!r}"
+    kinds = set(getattr(field.annotation, "__args__", ())) | {field.annotation}
+    if float in kinds:
+        bounds["allow_inf_nan"] = False  # NaN and inf are never a setting
+        if "le" not in bounds and "lt" not in bounds:
+            bounds["le"] = 1e6
+            description += "; at most 1e6"
+    elif int in kinds and "le" not in bounds and "lt" not in bounds:
+        bounds["le"] = INT_MAX
+        description += f"; at most {INT_MAX}"
     if limit is not None:
         bounds.pop("lt", None)
         bounds["le"] = min(limit, bounds.get("le", limit))
@@ -87,6 +115,17 @@ def _setting(name: str, *, limit: int | None = None, limit_name: str = "") -> An
             f"{Limits.flag(limit_name)} / {Limits.env_var(limit_name)})"
         )
     return Field(default=None, description=description, **bounds)
+
+
+#: One strategy or attack, inline ('Name:key=value,...').
+Item = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _params(value: Any) -> dict[str, Any] | None:
+    """A validated params model as the dict velocity takes (unset fields left out)."""
+    if value is None:
+        return None
+    return value.model_dump(exclude_none=True) or None
 
 
 def _prompt_dir() -> Path:
@@ -126,6 +165,34 @@ class VelocityMCPServer(MCPServer):
     def __init__(self, service: SweepService, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.service = service
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Call a tool; every refusal is a ``ToolError`` that says what was wrong.
+
+        Before the SDK validates the arguments (it ignores unknown ones), an unknown
+        argument is refused naming it, a close match and the valid ones, and a schema
+        violation is reported one clause per problem. A crash in a tool (a bug) still
+        reaches the agent with its exception's type and message, not as a bare
+        "Error executing tool".
+        """
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            names = sorted(t.name for t in self._tool_manager.list_tools())
+            raise ToolError(f"unknown tool {name!r}; the tools are: {', '.join(names)}")
+        check_arguments(name, tool.fn_metadata.arg_model, arguments)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__ or exc
+            logger.error("tool %s crashed", name, exc_info=cause)
+            raise ToolError(
+                f"{name} failed unexpectedly ({type(cause).__name__}: {cause}); this is a "
+                "bug in the velocity MCP server, its log has the traceback"
+            ) from exc
+        except ToolError as exc:  # the tool's own message, without the SDK's prefix
+            raise ToolError(str(exc).removeprefix(f"Error executing tool {name}: ")) from exc
 
     async def list_resources(self) -> list[MCPResource]:
         """The static resources plus ``velocity://sweeps/<id>/comparison.md`` per finished sweep."""
@@ -184,6 +251,8 @@ def build_server(
         log_level="WARNING",
     )
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    DatasetParams = service.dataset_params_model  # noqa: N806 (a class)
+    ModelParams = service.model_params_model  # noqa: N806
 
     @server.tool(annotations=read_only)
     def list_strategies() -> Catalog:
@@ -199,7 +268,7 @@ def build_server(
     @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False))
     def sweep_run(
         strategies: Annotated[
-            list[str],
+            list[Item],
             Field(
                 default_factory=list,
                 max_length=limits.max_runs,
@@ -209,7 +278,7 @@ def build_server(
             ),
         ],
         attacks: Annotated[
-            list[str],
+            list[Item],
             Field(
                 default_factory=list,
                 max_length=limits.max_runs,
@@ -239,15 +308,20 @@ def build_server(
             int | None, _setting("repeats", limit=limits.max_runs, limit_name="max_runs")
         ],
         seed: Annotated[int | None, _setting("seed")],
-        dataset: Annotated[str | None, _setting("dataset")],
+        dataset: Annotated[str | None, _setting("dataset"), Field(max_length=500)],
         dataset_params: Annotated[
-            dict[str, Any],
-            Field(default_factory=dict, description="dataset options, e.g. n_samples"),
+            DatasetParams | None,  # type: ignore[valid-type]
+            Field(
+                default=None,
+                description="dataset options: synthetic takes n_samples, n_features, "
+                "n_classes, class_sep; a Hugging Face dataset config, label_column, "
+                "feature_column; digits none (bounds below)",
+            ),
         ],
-        model_id: Annotated[str | None, _setting("model_id")],
+        model_id: Annotated[str | None, _setting("model_id"), Field(max_length=100)],
         model_params: Annotated[
-            dict[str, Any],
-            Field(default_factory=dict, description="model options, e.g. {'hidden': 32}"),
+            ModelParams | None,  # type: ignore[valid-type]
+            Field(default=None, description="model options: mlp takes hidden, e.g. {'hidden': 32}"),
         ],
         partition: Annotated[Literal["iid", "dirichlet"] | None, _setting("partition")],
         alpha: Annotated[float | None, _setting("alpha")],
@@ -286,8 +360,10 @@ def build_server(
         The matrix is every strategy with no attack plus every strategy under each attack:
         runs = len(strategies) × (1 + len(attacks)) × repeats. Runs of one repeat share the
         data split, model init and Byzantine clients, so differences come from the strategy.
-        Everything is validated before anything starts (unknown names get a suggestion).
-        Then poll sweep_status until state is 'done' and call sweep_compare.
+        Everything is validated before any run starts (unknown names and arguments get a
+        suggestion); the dataset, model and each strategy's client precondition are checked
+        by the sweep process, whose refusal is this call's error. Then poll sweep_status
+        until state is 'done' and call sweep_compare.
         """
         settings = {
             "rounds": rounds,
@@ -295,9 +371,9 @@ def build_server(
             "repeats": repeats,
             "seed": seed,
             "dataset": dataset,
-            "dataset_params": dataset_params or None,
+            "dataset_params": _params(dataset_params),
             "model_id": model_id,
-            "model_params": model_params or None,
+            "model_params": _params(model_params),
             "partition": partition,
             "alpha": alpha,
             "test_fraction": test_fraction,
@@ -395,9 +471,15 @@ def build_server(
         try:
             return service.comparison_markdown(sweep_id)
         except ToolError as exc:
-            if "no sweep" in str(exc) or "escapes" in str(exc) or "outside" in str(exc):
-                raise ResourceNotFoundError(str(exc)) from None
-            raise ResourceError(str(exc)) from None
+            text = str(exc)
+            if any(w in text for w in ("no sweep", "escapes", "outside", "path component")):
+                raise ResourceNotFoundError(text) from None
+            raise ResourceError(text) from None
+        except Exception as exc:  # a bug: still say what happened
+            logger.error("reading the comparison of %r crashed", sweep_id, exc_info=True)
+            raise ResourceError(
+                f"cannot read the comparison of sweep {sweep_id!r}: {type(exc).__name__}: {exc}"
+            ) from None
 
     _add_prompts(server)
     return server

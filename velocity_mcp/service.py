@@ -7,8 +7,13 @@ whose message says what was wrong and what to do instead.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import secrets
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,7 +23,25 @@ from typing import Any
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from velocity_mcp.launcher import EXPERIMENT_NAME, Launcher, log_tail, read_json
+from velocity_mcp.inputs import (
+    check_data_numbers,
+    check_finite_settings,
+    check_inline_numbers,
+    check_params,
+    dataset_params_model,
+    model_params_model,
+    read_experiment,
+)
+from velocity_mcp.launcher import (
+    EXPERIMENT_NAME,
+    REFUSED,
+    CorruptFileError,
+    Launcher,
+    load_object,
+    log_tail,
+    read_json,
+    refusal_message,
+)
 from velocity_mcp.limits import Limits
 from velocity_mcp.models import (
     SUMMARY_ROWS,
@@ -37,7 +60,7 @@ from velocity_mcp.models import (
     Verdict,
     VerdictRecommendation,
 )
-from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, sweep_dirs
+from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, shown, sweep_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +72,8 @@ INLINE_SYNTAX = (
 )
 COMPARISON_URI = "velocity://sweeps/{sweep_id}/comparison.md"
 ACTIVE = ("starting", "running")
+#: Every state a sweep can be in (SweepState); another value in status.json is corrupt.
+STATES = ("starting", "running", "done", "failed", "cancelled", "interrupted")
 #: Run states in status.json that mean the run ended (with a result or not).
 ENDED = ("done", "diverged", "failed")
 
@@ -60,6 +85,13 @@ def comparison_uri(sweep_id: str) -> str:
 
 def _spec_error(exc: Exception) -> ToolError:
     return ToolError(f"invalid sweep: {exc}")
+
+
+def _corrupt(sweep_dir: Path, exc: CorruptFileError, what: str) -> ToolError:
+    """The refusal for a sweep-directory file that is not what velocity writes."""
+    return ToolError(
+        f"sweep {sweep_dir.name}: {exc.path.name} is unreadable ({exc.reason}); {what}"
+    )
 
 
 class SweepService:
@@ -94,16 +126,18 @@ class SweepService:
         self.launcher = launcher or Launcher(self.root)
         self.start_wait_s = start_wait_s
         self.cancel_wait_s = cancel_wait_s
+        self.dataset_params_model = dataset_params_model(limits)
+        self.model_params_model = model_params_model(limits)
+        self._registry: dict[str, dict[str, str]] | None = None
 
     # ------------------------------------------------------------------- catalog
 
     def catalog(self) -> Catalog:
         """Every strategy, attack, dataset and model, and the limits."""
         from velocity.attacks import attack_schemas
-        from velocity.data import list_datasets
-        from velocity.models import list_models
         from velocity.strategy import strategy_schemas
 
+        registry = self._datasets_and_models()
         strategies = [
             StrategyInfo(
                 name=name,
@@ -140,11 +174,40 @@ class SweepService:
         return Catalog(
             strategies=strategies,
             attacks=attacks,
-            datasets=list_datasets(),
-            models=list_models(),
+            datasets=registry["datasets"],
+            models=registry["models"],
             limits=self.limits.as_dict(),
             syntax=INLINE_SYNTAX,
         )
+
+    def _datasets_and_models(self) -> dict[str, dict[str, str]]:
+        """The dataset and model ids with descriptions, from ``velocity strategies --json``.
+
+        Asked of a child process (once per server): importing ``velocity.data`` and
+        ``velocity.models`` would load the simulation (numpy models, dataset code) into
+        the server, which only needs their names.
+        """
+        if self._registry is None:
+            command = [sys.executable, "-m", "velocity", "strategies", "--json"]
+            try:
+                done = subprocess.run(
+                    command, capture_output=True, text=True, timeout=60, check=False
+                )
+                data = json.loads(done.stdout) if done.returncode == 0 else None
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                data, done = None, None
+                logger.warning("%s failed: %s", " ".join(command), exc)
+            if not isinstance(data, dict):
+                tail = (done.stderr.strip().splitlines() or [""])[-1] if done else ""
+                raise ToolError(
+                    "cannot list the datasets and models: `velocity strategies --json` failed"
+                    + (f" ({tail})" if tail else "")
+                )
+            self._registry = {
+                key: {str(k): str(v) for k, v in (data.get(key) or {}).items()}
+                for key in ("datasets", "models")
+            }
+        return self._registry
 
     # ------------------------------------------------------------------- sweep_run
 
@@ -156,46 +219,66 @@ class SweepService:
         config: str | None,
         settings: dict[str, Any],
     ) -> SweepStarted:
-        """Validate, check limits, create the sweep directory and launch the sweep."""
+        """Validate, check limits, create the sweep directory and launch the sweep.
+
+        The server checks what is pure (names, parameters, limits, bounds); the sweep
+        process checks the rest (dataset, model, each strategy's client precondition)
+        before it writes a run file, and exits with status 2 and one line when it
+        refuses: that line is this call's ``ToolError``, and its directory is removed.
+        """
         settings = {k: v for k, v in settings.items() if v is not None}
         spec = self._build_spec(strategies, attacks, config, settings)
         runs = spec.expand()
         self._check_limits(spec, runs)
-        _check_setups(runs)
         parallel = spec.shared.parallel or min(self.limits.max_parallel, len(runs))
         data = spec.model_dump(mode="json", exclude_none=True)
         data["shared"]["parallel"] = parallel
 
-        with self.launcher.lock:
-            running = self.launcher.running()
-            if len(running) >= self.limits.max_concurrent_sweeps:
-                raise ToolError(
-                    self.limits.refusal(
-                        "max_concurrent_sweeps",
-                        len(running) + 1,
-                        f"the number of sweeps running at once with this one "
-                        f"(running: {', '.join(p.name for p in running)})",
+        try:
+            with self.launcher.launching(self.launcher_start_wait()):
+                running = self.launcher.running()
+                if len(running) >= self.limits.max_concurrent_sweeps:
+                    raise ToolError(
+                        self.limits.refusal(
+                            "max_concurrent_sweeps",
+                            len(running) + 1,
+                            f"the number of sweeps running at once under the root with this "
+                            f"one (running: {', '.join(p.name for p in running)})",
+                        )
+                        + " Wait for one to finish (sweep_status) or stop one (sweep_cancel)."
                     )
-                    + " Wait for one to finish (sweep_status) or stop one (sweep_cancel)."
-                )
-            sweep_dir = self._new_sweep_dir()
-            from velocity.runio import atomic_write_json
+                sweep_dir = self._new_sweep_dir()
+                from velocity.runio import atomic_write_json
 
-            experiment = sweep_dir / EXPERIMENT_NAME
-            atomic_write_json(experiment, data)
-            atomic_write_json(
-                sweep_dir / "plan.json",
-                {
-                    "runs": [r.to_json() for r in runs],
-                    "parallel": parallel,
-                    "repeats": spec.shared.repeats,
-                    "rank_by": spec.shared.rank_by,
-                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                },
-            )
-            proc = self.launcher.start(sweep_dir, experiment)
+                experiment = sweep_dir / EXPERIMENT_NAME
+                atomic_write_json(experiment, data)
+                atomic_write_json(
+                    sweep_dir / "plan.json",
+                    {
+                        "runs": [r.to_json() for r in runs],
+                        "parallel": parallel,
+                        "repeats": spec.shared.repeats,
+                        "rank_by": spec.shared.rank_by,
+                        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    },
+                )
+                proc = self.launcher.start(sweep_dir, experiment)
+                # every server on the root counts the new sweep once it holds its lock
+                self.launcher.wait_locked(sweep_dir, proc, self.launcher_start_wait())
+        except TimeoutError as exc:
+            raise ToolError(f"cannot start a sweep now: {exc}; retry in a few seconds") from None
+        except OSError as exc:
+            raise ToolError(
+                f"cannot create a sweep under the root {self.root}: {exc.strerror or exc}"
+            ) from None
         self.launcher.wait_started(sweep_dir, proc, self.start_wait_s)
         if proc.poll() not in (None, 0) and not (sweep_dir / "status.json").is_file():
+            refusal = refusal_message(sweep_dir) if proc.returncode == REFUSED else None
+            if refusal is not None:
+                # refused before it wrote anything: no sweep exists
+                self.launcher.forget(sweep_dir)
+                shutil.rmtree(sweep_dir, ignore_errors=True)
+                raise ToolError(f"invalid sweep: {refusal}")
             raise ToolError(
                 f"the sweep process exited with code {proc.returncode} before starting "
                 f"(sweep {sweep_dir.name}); its log says:\n{log_tail(sweep_dir)}"
@@ -224,9 +307,13 @@ class SweepService:
         config: str | None,
         settings: dict[str, Any],
     ) -> Any:
+        """The sweep's spec from the inline lists or the config file, checked but not run."""
         from velocity.errors import SpecError
-        from velocity.spec import build_sweep, load_experiment, matrix_spec
+        from velocity.spec import build_sweep, matrix_spec
 
+        check_inline_numbers("strategy", strategies)
+        check_inline_numbers("attack", attacks)
+        check_data_numbers(settings, "")
         try:
             if config:
                 if strategies or attacks:
@@ -235,7 +322,7 @@ class SweepService:
                         "lists its own runs (settings such as rounds may still override it)"
                     )
                 path = resolve_config(self.root, config)
-                spec = load_experiment(path)
+                spec = build_sweep(read_experiment(path, config))
                 if settings:
                     data = spec.model_dump(mode="json", exclude_none=True)
                     data["shared"].update(settings)
@@ -249,16 +336,23 @@ class SweepService:
                 spec = matrix_spec(strategies, attacks, **settings)
         except (SpecError, ValueError) as exc:
             raise _spec_error(exc) from None
-        dataset = confine_dataset(self.root, spec.shared.dataset)
-        if dataset != spec.shared.dataset:
-            data = spec.model_dump(mode="json", exclude_none=True)
-            data["shared"]["dataset"] = dataset
-            spec = build_sweep(data)
+        except (OverflowError, RecursionError) as exc:  # a number or a nesting velocity refuses
+            raise ToolError(
+                f"invalid sweep: a value is out of range for the simulation "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         if spec.shared.storage is not None:
             raise ToolError(
                 "shared.storage is not allowed through the MCP server: checkpoints are written "
                 "inside each run's directory under the root; remove 'storage' from the config"
             )
+        check_finite_settings(spec.shared)
+        check_params(spec.shared, self.limits, self.dataset_params_model, self.model_params_model)
+        dataset = confine_dataset(self.root, spec.shared.dataset)
+        if dataset != spec.shared.dataset:
+            data = spec.model_dump(mode="json", exclude_none=True)
+            data["shared"]["dataset"] = dataset
+            spec = build_sweep(data)
         return spec
 
     def _check_limits(self, spec: Any, runs: list[Any]) -> None:
@@ -338,8 +432,8 @@ class SweepService:
             running=running,
             pending_runs=_count(runs, "pending"),
             elapsed_s=_float(raw.get("elapsed_s")),
-            started_at=raw.get("started_at"),
-            finished_at=raw.get("finished_at"),
+            started_at=_text(raw.get("started_at")),
+            finished_at=_text(raw.get("finished_at")),
             errors=errors,
             diverged=diverged,
             error=str(error) if error else None,
@@ -388,7 +482,7 @@ class SweepService:
 
             try:
                 return len(build_sweep(experiment).expand())
-            except ValueError:
+            except (ValueError, ArithmeticError, RecursionError):
                 return 0
         return 0
 
@@ -405,8 +499,15 @@ class SweepService:
                 f"sweep_status(sweep_id={sweep_dir.name!r}) until state is 'done', then call "
                 "sweep_compare again"
             )
-        comparison = self._wait_comparison(sweep_dir)
         extra_caveats: list[str] = []
+        try:
+            comparison = self._wait_comparison(sweep_dir)
+        except CorruptFileError as exc:
+            comparison = _rebuild(sweep_dir)
+            extra_caveats.append(
+                f"its {exc}; this verdict was rebuilt from the run files (re-render the file "
+                f"with: velocity compare {sweep_dir})"
+            )
         if comparison is None:
             if not any(sweep_dir.glob("*/config.json")):
                 raise ToolError(
@@ -440,8 +541,8 @@ class SweepService:
             pass
         from velocity.plots import INSTALL_HINT, plot_robustness
 
-        comparison = read_json(sweep_dir / "comparison.json") or _rebuild(sweep_dir)
         try:
+            comparison = read_json(sweep_dir / "comparison.json") or _rebuild(sweep_dir)
             return plot_robustness(comparison).png, None
         except ImportError:
             reason = f"matplotlib is not installed on the server ({INSTALL_HINT})"
@@ -451,10 +552,11 @@ class SweepService:
         return None, f"heatmap not included: {reason}"
 
     def _wait_comparison(self, sweep_dir: Path, timeout: float = 15.0) -> dict[str, Any] | None:
-        """comparison.json, once the sweep has written both comparison files.
+        """comparison.json, once the sweep has written both comparison files (None: none).
 
         The sweep writes its final status.json, then comparison.json, then
         comparison.md; while its process is still alive this waits for the last one.
+        Raises :class:`CorruptFileError` when the file is there but not a JSON object.
         """
         deadline = time.monotonic() + timeout
         while (
@@ -463,15 +565,20 @@ class SweepService:
             and self.launcher.process_alive(sweep_dir)
         ):
             time.sleep(0.1)
-        return read_json(sweep_dir / "comparison.json")
+        return load_object(sweep_dir / "comparison.json")
 
     def comparison_markdown(self, sweep_id: str) -> str:
         """The text of a finished sweep's comparison.md."""
         sweep_dir = resolve_sweep(self.root, sweep_id)
         if self._status(sweep_dir).state not in ACTIVE:
-            self._wait_comparison(sweep_dir)
+            with contextlib.suppress(CorruptFileError):
+                self._wait_comparison(sweep_dir)
         try:
-            return (sweep_dir / "comparison.md").read_text(encoding="utf-8")
+            return (sweep_dir / "comparison.md").read_text(encoding="utf-8", errors="replace")
+        except IsADirectoryError:
+            raise ToolError(
+                f"sweep {sweep_dir.name}: comparison.md is unreadable (a directory, not a file)"
+            ) from None
         except FileNotFoundError:
             state = self._status(sweep_dir).state
             raise ToolError(
@@ -482,10 +589,21 @@ class SweepService:
     # ------------------------------------------------------------------- cancel
 
     def cancel(self, sweep_id: str) -> CancelResult:
-        """Stop a running sweep (SIGTERM); finished runs are kept."""
+        """Stop a running sweep (SIGTERM); finished runs are kept.
+
+        A live sweep is stopped even when its status.json is unreadable; a dead one
+        with an unreadable status.json is a ``ToolError`` naming the file.
+        """
         sweep_dir = resolve_sweep(self.root, sweep_id)
-        before = self._status(sweep_dir)
-        if before.state not in ACTIVE:
+        try:
+            before: SweepStatus | None = self._status(sweep_dir)
+        except ToolError as exc:
+            if not self.launcher.is_running(sweep_dir):
+                raise ToolError(
+                    f"nothing to cancel: no sweep process is running for {exc}"
+                ) from None
+            before = None
+        if before is not None and before.state not in ACTIVE:
             return CancelResult(
                 sweep_id=sweep_dir.name,
                 sweep_dir=str(sweep_dir),
@@ -493,26 +611,31 @@ class SweepService:
                 state=before.state,
                 message=f"nothing to cancel: the sweep is already {before.state}",
             )
-        if before.state == "starting":
+        if before is not None and before.state == "starting":
             # let the sweep install its signal handling first, so it stops cleanly
             self.launcher.wait_status(sweep_dir, self.launcher_start_wait())
         try:
             ended = self.launcher.cancel(sweep_dir, self.cancel_wait_s)
         except ProcessLookupError:
-            after = self._status(sweep_dir)
+            state = self._state_or(sweep_dir, "interrupted")
             return CancelResult(
                 sweep_id=sweep_dir.name,
                 sweep_dir=str(sweep_dir),
                 cancelled=False,
-                state=after.state,
-                message=f"no live sweep process found; the sweep is {after.state}",
+                state=state,
+                message=f"no live sweep process found; the sweep is {state}",
             )
-        after = self._status(sweep_dir)
+        try:
+            after: SweepStatus | None = self._status(sweep_dir)
+        except ToolError:
+            after = None
+        state = after.state if after is not None else ("cancelled" if ended else "running")
         if not ended:
             message = (
-                f"sent SIGTERM; the sweep is still stopping (state {after.state}): poll "
-                "sweep_status"
+                f"sent SIGTERM; the sweep is still stopping (state {state}): poll sweep_status"
             )
+        elif after is None:
+            message = "stopped; its status.json is unreadable, so the finished runs are not known"
         else:
             message = (
                 f"stopped: {after.done_runs} of {after.total_runs} runs had finished and are "
@@ -522,26 +645,42 @@ class SweepService:
             sweep_id=sweep_dir.name,
             sweep_dir=str(sweep_dir),
             cancelled=True,
-            state=after.state,
+            state=state,  # type: ignore[arg-type]
             message=message,
         )
+
+    def _state_or(self, sweep_dir: Path, default: str) -> Any:
+        """The sweep's state, or ``default`` when its status.json is unreadable."""
+        try:
+            return self._status(sweep_dir).state
+        except ToolError:
+            return default
 
     # ------------------------------------------------------------------- list
 
     def sweeps(self) -> SweepList:
-        """Every sweep directory under the root, oldest first."""
+        """Every sweep directory under the root, oldest first.
+
+        A sweep whose status.json is unreadable is listed with ``state`` null and the
+        problem in ``error``; it does not hide the others.
+        """
         sweeps = []
         for path in sweep_dirs(self.root):
             raw = read_json(path / "status.json") or {}
-            state = self._status(path).state
+            try:
+                state: Any = self._status(path).state
+                error = None
+            except ToolError as exc:
+                state, error = None, str(exc)
             sweeps.append(
                 SweepSummary(
                     sweep_id=path.name,
                     state=state,
                     total_runs=_int(raw.get("total_runs"), None),
                     done_runs=_int(raw.get("done_runs"), None),
-                    started_at=raw.get("started_at"),
+                    started_at=_text(raw.get("started_at")),
                     comparison_ready=(path / "comparison.json").is_file(),
+                    error=error,
                 )
             )
         return SweepList(root=str(self.root), sweeps=sweeps)
@@ -550,34 +689,39 @@ class SweepService:
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_setups(runs: list[Any]) -> None:
-    """Refuse, before anything starts, runs the sweep would refuse or fail at round 1.
-
-    ``velocity.sweep.check_setups`` checks each run's strategy precondition (Krum
-    n >= 2f+3, ...) against the clients sampled per round, and its dataset, model,
-    partition and storage.
-    """
-    from velocity.errors import SpecError
-    from velocity.sweep import check_setups
-
-    try:
-        check_setups(runs)
-    except (SpecError, ValueError) as exc:
-        raise _spec_error(exc) from None
-
-
 def _read_status(sweep_dir: Path) -> dict[str, Any] | None:
-    """status.json merged with the running runs' progress (velocity.sweep.read_status)."""
-    if not (sweep_dir / "status.json").is_file():
-        return None
-    try:
-        from velocity.sweep import read_status
+    """status.json (None when absent); each running run's progress is read by :func:`_progress`.
 
-        merged = read_status(sweep_dir)
-    except Exception:
-        logger.debug("read_status failed for %s", sweep_dir, exc_info=True)
-        merged = None
-    return merged if isinstance(merged, dict) else read_json(sweep_dir / "status.json")
+    Raises
+    ------
+    ToolError
+        status.json is not a JSON object, or names a state velocity never writes.
+    """
+    try:
+        raw = load_object(sweep_dir / "status.json")
+    except CorruptFileError as exc:
+        raise _corrupt(
+            sweep_dir,
+            exc,
+            "velocity rewrites it whenever a run starts or ends; if "
+            "no sweep process is running, start a new sweep with sweep_run",
+        ) from None
+    if raw is None:
+        return None
+    state = raw.get("state", "running")
+    if state not in STATES:
+        raise ToolError(
+            f"sweep {sweep_dir.name}: status.json is unreadable (state {shown(str(state), 40)} "
+            f"is not one of {', '.join(STATES)})"
+        )
+    return raw
+
+
+def _text(value: Any) -> str | None:
+    """A status.json text field (started_at, ...) as text, None when absent."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
 
 
 def _count(runs: Mapping[str, Any], state: str) -> int:
@@ -656,10 +800,21 @@ def _example(name: str, params: dict[str, Any]) -> str:
 
 
 def _rebuild(sweep_dir: Path) -> dict[str, Any]:
-    """The comparison of a sweep directory, built now from its files (nothing is written)."""
+    """The comparison of a sweep directory, built now from its files (nothing is written).
+
+    A run file velocity cannot read makes that run failed (its error names the file);
+    anything else that stops the rebuild is a ``ToolError``.
+    """
     from velocity.report import build_comparison
 
-    return build_comparison(sweep_dir)
+    try:
+        return build_comparison(sweep_dir)
+    except Exception as exc:  # a damaged run file must not crash the tool
+        logger.warning("rebuilding the comparison of %s failed", sweep_dir, exc_info=True)
+        raise ToolError(
+            f"sweep {sweep_dir.name}: cannot build its comparison from the run files "
+            f"({type(exc).__name__}: {exc}); check each run's summary.json and rounds.csv"
+        ) from None
 
 
 def _recommendation(data: Mapping[str, Any], detail: Detail) -> VerdictRecommendation:

@@ -125,3 +125,67 @@ def test_kernels_work_in_a_child_forked_after_they_ran() -> None:
     child.kill()
     assert not hung, "the forked child hung in the Rust thread pool"
     assert queue.get(timeout=5) == 2.0
+
+
+# --- integer arguments: named errors, never OverflowError or a wrapped precondition
+
+
+HUGE = [2**53 + 1, 2**62, 2**63 - 1, 2**63, 2**64, 10**30, -1, -(2**63)]
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda v: _core.Strategy.krum(v),
+        lambda v: _core.Strategy.multi_krum(v, None),
+        lambda v: _core.Strategy.multi_krum(1, v),
+        lambda v: _core.Strategy.bulyan(v, None),
+        lambda v: _core.Strategy.bulyan(1, v),
+        lambda v: _core.Strategy.geometric_median(1e-6, v),
+        lambda v: _core.Strategy.centered_clipping(1.0, v),
+    ],
+)
+def test_out_of_range_ints_are_value_errors(factory, value) -> None:
+    with pytest.raises(ValueError, match=r"invalid \w+\.\w+: got"):
+        factory(value)
+
+
+@pytest.mark.parametrize("value", [True, False, 1.0, "1", None])
+def test_non_integers_are_type_errors(value) -> None:
+    with pytest.raises(TypeError, match=r"Krum\.f"):
+        _core.Strategy.krum(value)
+
+
+@pytest.mark.parametrize("value", [True, "0.1", None, 10**400])
+def test_float_arguments_refuse_bools_and_huge_ints(value) -> None:
+    with pytest.raises((TypeError, ValueError), match=r"FedProx\.mu"):
+        _core.Strategy.fedprox(value)
+
+
+def test_preconditions_at_the_bound_never_wrap() -> None:
+    """f at its largest: 2f + 3 and 4f + 3 stay exact, so n = 10 is refused, not run."""
+    x = np.ones((10, 3), np.float32)
+    for strategy in (
+        _core.Strategy.krum(10**6),
+        _core.Strategy.multi_krum(10**6, None),
+        _core.Strategy.bulyan(10**6, None),
+    ):
+        with pytest.raises(ValueError, match="needs at least"):
+            strategy.check_clients(10)
+        with pytest.raises(ValueError, match="needs at least"):
+            _core.aggregate(strategy, x, np.ones(10))
+    with pytest.raises(ValueError, match=r"2f\+1 = 2000001"):
+        _core.Strategy.bulyan(10**6, 5)
+    with pytest.raises(
+        ValueError, match=r"invalid n: got \d+; allowed: an integer in \[0, 2\*\*63\)"
+    ):
+        _core.Strategy.fedavg().check_clients(2**80)
+
+
+def test_thread_counts_are_bounded() -> None:
+    for threads in (0, -1, 2**70, 1025):
+        with pytest.raises(ValueError, match="num_threads"):
+            _core.aggregate(_core.Strategy.fedavg(), X, np.ones(11), threads)
+    with pytest.raises(TypeError, match="num_threads"):
+        _core.aggregate(_core.Strategy.fedavg(), X, np.ones(11), True)

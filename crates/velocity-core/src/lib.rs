@@ -18,8 +18,8 @@ mod python;
 mod _core {
     #[pymodule_export]
     use crate::python::{
-        aggregate, attack_schemas, valid_attacks, validate_attack, NonFiniteError, PyOrchestrator,
-        PyStrategy,
+        aggregate, attack_name, attack_schemas, byzantine_counts, valid_attacks, validate_attack,
+        NonFiniteError, PyOrchestrator, PyStrategy,
     };
 
     #[pymodule_init]

@@ -9,7 +9,7 @@
 
 use crate::error::{CoreError, Result};
 use crate::parallel::install;
-use crate::security::{rng_for, Apply, HonestStats, Params, UpdateContext};
+use crate::security::{byzantine_counts, rng_for, Apply, HonestStats, Params, UpdateContext};
 use crate::strategy::Strategy;
 use rand::Rng;
 use rayon::prelude::*;
@@ -83,23 +83,7 @@ impl Orchestrator {
         if num_clients == 0 {
             return Err(CoreError::invalid("num_clients", 0, "an integer ≥ 1"));
         }
-        let counts: Vec<usize> = attacks
-            .iter()
-            .map(|a| a.num_byzantine(num_clients))
-            .collect();
-        let total: usize = counts.iter().sum();
-        if total > num_clients {
-            let parts: Vec<String> = attacks
-                .iter()
-                .zip(&counts)
-                .map(|(a, k)| format!("{} = {k}", a.spec().name))
-                .collect();
-            return Err(CoreError::invalid(
-                "attacks",
-                format!("{total} Byzantine clients ({})", parts.join(", ")),
-                format!("at most num_clients = {num_clients} in total"),
-            ));
-        }
+        let counts = byzantine_counts(&attacks, num_clients)?;
         let order = permutation(num_clients, seed);
         let mut assignment = vec![None; num_clients];
         let mut next = 0;
@@ -472,6 +456,12 @@ mod tests {
             .to_string()
             .contains("11 Byzantine clients"));
         assert!(Orchestrator::new(Strategy::fedavg(), vec![], 0, 1, None).is_err());
+        // Counts at the schema's bound, many times over: the total is checked, never wrapped.
+        let huge = vec![attack("zero", &[("count", RawValue::Int(1_000_000))]); 64];
+        let e = Orchestrator::new(Strategy::fedavg(), huge, 10, 7, None).unwrap_err();
+        assert!(e.to_string().contains("64000000 Byzantine clients"), "{e}");
+        let wide = vec![attack("zero", &[]); 3];
+        assert_eq!(byzantine_counts(&wide, 10).unwrap(), vec![2, 2, 2]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! Every attack also takes the [`COMMON`] parameters (who is Byzantine and
 //! when the attack is active).
 
-use crate::error::{closest, CoreError, Result};
+use crate::error::{closest, closest_in, name_key, CoreError, Result, MAX_COUNT};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -71,6 +71,8 @@ pub struct ParamSpec {
     pub min_inclusive: bool,
     pub max_inclusive: bool,
     pub nullable: bool,
+    /// The value is a class id: it must be below the dataset's number of classes.
+    pub class_id: bool,
     pub description: &'static str,
 }
 
@@ -85,20 +87,23 @@ impl ParamSpec {
             min_inclusive: true,
             max_inclusive: true,
             nullable: false,
+            class_id: false,
             description,
         }
     }
 
+    /// An int parameter, at most [`MAX_COUNT`] unless [`ParamSpec::max`] says otherwise.
     const fn int(name: &'static str, default: i64, description: &'static str) -> Self {
         ParamSpec {
             name,
             ty: ParamType::Int,
             default: Value::Int(default),
             min: None,
-            max: None,
+            max: Some(MAX_COUNT as f64),
             min_inclusive: true,
             max_inclusive: true,
             nullable: false,
+            class_id: false,
             description,
         }
     }
@@ -107,6 +112,12 @@ impl ParamSpec {
     const fn nullable(mut self) -> Self {
         self.nullable = true;
         self.default = Value::None;
+        self
+    }
+
+    /// Marks an int parameter as a class id (checked against the dataset's classes).
+    const fn class_id(mut self) -> Self {
+        self.class_id = true;
         self
     }
 
@@ -303,6 +314,9 @@ pub enum Apply {
 /// One registry entry.
 pub struct AttackSpec {
     pub name: &'static str,
+    /// Other accepted names (e.g. ByzFL's class names); matched like `name`,
+    /// ignoring case, `_`, `-` and spaces.
+    pub aliases: &'static [&'static str],
     pub description: &'static str,
     pub reference: &'static str,
     /// Attack-specific parameters (the [`COMMON`] ones come on top).
@@ -512,6 +526,7 @@ fn source_differs_from_target(p: &Params) -> Result<()> {
 pub static ATTACKS: &[AttackSpec] = &[
     AttackSpec {
         name: "alie",
+        aliases: &["ALittleIsEnough"],
         description: "A little is enough: sends mu - z*sigma of the honest updates, \
                       small enough to pass robust aggregators",
         reference: "Baruch et al. 2019, A Little Is Enough: Circumventing Defenses for \
@@ -530,6 +545,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "gaussian_noise",
+        aliases: &["Gaussian"],
         description: "replaces the update with N(0, sigma^2) noise per coordinate",
         reference: "Blanchard et al. 2017, https://papers.nips.cc/paper/6617; \
                     Li et al. 2019 (RSA), https://arxiv.org/abs/1811.03761",
@@ -542,6 +558,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "ipm",
+        aliases: &["InnerProductManipulation"],
         description: "inner product manipulation: sends -epsilon times the mean honest update",
         reference: "Xie et al. 2019, Fall of Empires: Breaking Byzantine-tolerant SGD by \
                     Inner Product Manipulation, https://arxiv.org/abs/1903.03936",
@@ -556,6 +573,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "label_flipping",
+        aliases: &[],
         description: "trains on flipped labels: y -> C - 1 - y for every sample",
         reference: "Tolpegin et al. 2020, Data Poisoning Attacks Against Federated \
                     Learning Systems, https://arxiv.org/abs/2007.08432",
@@ -565,6 +583,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "model_poisoning",
+        aliases: &[],
         description: "flips the sign of each coordinate of the update with probability \
                       intensity, then scales it",
         reference: "Bhagoji et al. 2019, Analyzing Federated Learning through an \
@@ -587,6 +606,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "sign_flipping",
+        aliases: &[],
         description: "sends -scale times the client's own update",
         reference: "Damaskinos et al. 2018, https://proceedings.mlr.press/v80/damaskinos18a; \
                     Li et al. 2019 (RSA), https://arxiv.org/abs/1811.03761",
@@ -601,12 +621,17 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "targeted_label_flipping",
+        aliases: &[],
         description: "relabels a seeded random ratio of the samples of class source as target",
         reference: "Tolpegin et al. 2020, Data Poisoning Attacks Against Federated \
                     Learning Systems, https://arxiv.org/abs/2007.08432",
         params: &[
-            ParamSpec::int("source", 1, "class whose samples are relabelled").min(0.0, true),
-            ParamSpec::int("target", 7, "class they are relabelled as").min(0.0, true),
+            ParamSpec::int("source", 1, "class whose samples are relabelled")
+                .min(0.0, true)
+                .class_id(),
+            ParamSpec::int("target", 7, "class they are relabelled as")
+                .min(0.0, true)
+                .class_id(),
             ParamSpec::float("ratio", 1.0, "share of the source samples relabelled")
                 .min(0.0, false)
                 .max(1.0, true),
@@ -616,6 +641,7 @@ pub static ATTACKS: &[AttackSpec] = &[
     },
     AttackSpec {
         name: "zero",
+        aliases: &[],
         description: "sends the zero vector",
         reference: "Blanchard et al. 2017, https://papers.nips.cc/paper/6617",
         params: &[],
@@ -636,16 +662,53 @@ pub fn valid_attacks() -> Vec<&'static str> {
     names
 }
 
-/// The registry entry for `name`, or an error with a close match.
+/// The registry entry for `name` or one of its aliases, ignoring case, `_`, `-`
+/// and spaces (`ALIE`, `Gaussian-Noise`, ByzFL's `SignFlipping`), or an error
+/// with a close match.
 pub fn find_attack(name: &str) -> Result<&'static AttackSpec> {
-    ATTACKS.iter().find(|a| a.name == name).ok_or_else(|| {
-        let valid = valid_attacks();
-        CoreError::UnknownAttack {
-            name: name.to_string(),
-            suggestion: closest(name, valid.iter().copied()),
-            valid: valid.iter().map(|s| s.to_string()).collect(),
-        }
-    })
+    let key = name_key(name);
+    ATTACKS
+        .iter()
+        .find(|a| name_key(a.name) == key || a.aliases.iter().any(|al| name_key(al) == key))
+        .ok_or_else(|| {
+            let valid = valid_attacks();
+            let spellings = ATTACKS.iter().flat_map(|a| {
+                std::iter::once((a.name, a.name)).chain(a.aliases.iter().map(|al| (*al, a.name)))
+            });
+            CoreError::UnknownAttack {
+                name: name.to_string(),
+                suggestion: closest_in(name, spellings),
+                valid: valid.iter().map(|s| s.to_string()).collect(),
+            }
+        })
+}
+
+/// Byzantine clients per attack among `num_clients` (see [`Params::num_byzantine`]),
+/// refusing a plan that needs more than `num_clients` in total. The sum is checked,
+/// so no count can wrap it.
+pub fn byzantine_counts(attacks: &[Params], num_clients: usize) -> Result<Vec<usize>> {
+    let counts: Vec<usize> = attacks
+        .iter()
+        .map(|a| a.num_byzantine(num_clients))
+        .collect();
+    let total = counts
+        .iter()
+        .try_fold(0usize, |acc, &k| acc.checked_add(k))
+        .filter(|&t| t <= num_clients);
+    if total.is_none() {
+        let sum: u128 = counts.iter().map(|&k| k as u128).sum();
+        let parts: Vec<String> = attacks
+            .iter()
+            .zip(&counts)
+            .map(|(a, k)| format!("{} = {k}", a.spec().name))
+            .collect();
+        return Err(CoreError::invalid(
+            "attacks",
+            format!("{sum} Byzantine clients ({})", parts.join(", ")),
+            format!("at most num_clients = {num_clients} in total"),
+        ));
+    }
+    Ok(counts)
 }
 
 /// When an attack is active and how many clients run it.
@@ -832,6 +895,89 @@ mod tests {
         }
         assert_eq!(find_attack("label_flipping").unwrap().kind(), Kind::Data);
         assert_eq!(find_attack("alie").unwrap().kind(), Kind::Update);
+    }
+
+    #[test]
+    fn names_resolve_ignoring_case_separators_and_aliases() {
+        for (given, name) in [
+            ("ALIE", "alie"),
+            ("Gaussian-Noise", "gaussian_noise"),
+            ("GaussianNoise", "gaussian_noise"),
+            ("Gaussian", "gaussian_noise"),
+            ("ALittleIsEnough", "alie"),
+            ("InnerProductManipulation", "ipm"),
+            ("SignFlipping", "sign_flipping"),
+            ("label flipping", "label_flipping"),
+        ] {
+            assert_eq!(find_attack(given).map(|a| a.name), Ok(name), "{given}");
+        }
+        let e = find_attack("signflip").err().unwrap().to_string();
+        assert!(e.contains("did you mean 'sign_flipping'"), "{e}");
+        let e = find_attack("ALittleIsEnuogh").err().unwrap().to_string();
+        assert!(e.contains("did you mean 'alie'"), "{e}");
+        let e = find_attack("Mimic").err().unwrap().to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+        for a in ATTACKS {
+            for alias in a.aliases {
+                assert_eq!(find_attack(alias).map(|f| f.name), Ok(a.name));
+            }
+        }
+    }
+
+    #[test]
+    fn int_parameters_are_bounded_and_class_ids_marked() {
+        for a in ATTACKS {
+            for p in a.all_params().filter(|p| p.ty == ParamType::Int) {
+                assert_eq!(p.max, Some(MAX_COUNT as f64), "{}.{}", a.name, p.name);
+                let over = [(p.name.to_string(), RawValue::Int(MAX_COUNT as i64 + 1))];
+                assert!(
+                    Params::validate(a.name, &over).is_err(),
+                    "{}.{}",
+                    a.name,
+                    p.name
+                );
+                let huge = [(p.name.to_string(), RawValue::Int(i64::MAX))];
+                assert!(
+                    Params::validate(a.name, &huge).is_err(),
+                    "{}.{}",
+                    a.name,
+                    p.name
+                );
+            }
+        }
+        let classes: Vec<_> = ATTACKS
+            .iter()
+            .flat_map(|a| {
+                a.all_params()
+                    .filter(|p| p.class_id)
+                    .map(|p| (a.name, p.name))
+            })
+            .collect();
+        assert_eq!(
+            classes,
+            vec![
+                ("targeted_label_flipping", "source"),
+                ("targeted_label_flipping", "target")
+            ]
+        );
+        let e = Params::validate("zero", &raw(&[("count", RawValue::Int(2_000_000))]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[1, 1000000] or None"), "{e}");
+    }
+
+    #[test]
+    fn byzantine_totals_are_checked_not_wrapped() {
+        let plan = vec![
+            Params::validate("zero", &raw(&[("count", RawValue::Int(1_000_000))]))
+                .unwrap();
+            40
+        ];
+        let e = byzantine_counts(&plan, 10).unwrap_err().to_string();
+        assert!(e.contains("40000000 Byzantine clients"), "{e}");
+        let one = vec![Params::validate("zero", &raw(&[("count", RawValue::Int(3))])).unwrap()];
+        assert_eq!(byzantine_counts(&one, 3).unwrap(), vec![3]);
+        assert!(byzantine_counts(&one, 2).is_err());
     }
 
     #[test]

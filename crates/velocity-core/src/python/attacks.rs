@@ -1,9 +1,10 @@
 //! `valid_attacks`, `attack_schemas`, `validate_attack` and Python ⇄ parameter values.
 
-use crate::error::CoreError;
-use crate::security::{ParamSpec, ParamType, Params, RawValue, Value, ATTACKS};
+use super::args::{count_arg, is_bool, shown};
+use crate::error::{CoreError, MAX_COUNT};
+use crate::security::{find_attack, ParamSpec, ParamType, Params, RawValue, Value, ATTACKS};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
+use pyo3::types::{PyDict, PyFloat, PyInt};
 
 /// A parameter value as a Python object (int, float or None).
 pub(crate) fn value_to_py(py: Python<'_>, value: Value) -> PyResult<Bound<'_, PyAny>> {
@@ -21,7 +22,7 @@ fn raw_value(v: &Bound<'_, PyAny>) -> PyResult<RawValue> {
         return Ok(RawValue::None);
     }
     let type_name = v.get_type().name()?.to_string();
-    if v.is_instance_of::<PyBool>() || type_name == "bool" || type_name == "bool_" {
+    if is_bool(v) {
         return Ok(RawValue::Bool(v.is_truthy()?));
     }
     if v.is_instance_of::<PyFloat>() {
@@ -30,7 +31,7 @@ fn raw_value(v: &Bound<'_, PyAny>) -> PyResult<RawValue> {
     if v.is_instance_of::<PyInt>() {
         return Ok(match v.extract::<i64>() {
             Ok(i) => RawValue::Int(i),
-            Err(_) => RawValue::BigInt(v.str()?.to_string()),
+            Err(_) => RawValue::BigInt(shown(v)),
         });
     }
     if v.hasattr("__index__")? {
@@ -53,7 +54,7 @@ pub(crate) fn params_from_py(name: &str, params: &Bound<'_, PyDict>) -> PyResult
         let key: String = key.extract().map_err(|_| {
             PyErr::from(CoreError::invalid(
                 format!("{name} parameter name"),
-                key.repr().map(|r| r.to_string()).unwrap_or_default(),
+                shown(&key),
                 "a str",
             ))
         })?;
@@ -96,6 +97,7 @@ fn schema_to_py<'py>(py: Python<'py>, spec: &ParamSpec) -> PyResult<Bound<'py, P
     dict.set_item("min_inclusive", spec.min_inclusive)?;
     dict.set_item("max_inclusive", spec.max_inclusive)?;
     dict.set_item("nullable", spec.nullable)?;
+    dict.set_item("class_id", spec.class_id)?;
     dict.set_item("description", spec.description)?;
     Ok(dict)
 }
@@ -136,4 +138,28 @@ pub fn validate_attack<'py>(
     params: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyDict>> {
     params_to_py(py, &params_from_py(name, params)?)
+}
+
+/// The registered name of an attack given by name or alias, ignoring case, `_`,
+/// `-` and spaces (`ALIE` → `alie`); an unknown name raises ValueError with the
+/// closest match.
+#[pyfunction]
+pub fn attack_name(name: &str) -> PyResult<&'static str> {
+    Ok(find_attack(name)?.name)
+}
+
+/// Byzantine clients of each attack among `num_clients` (count, else
+/// max(1, round_half_up(fraction · num_clients))); ValueError when they add up
+/// to more than `num_clients`.
+#[pyfunction]
+pub fn byzantine_counts(
+    attacks: Vec<(String, Bound<'_, PyDict>)>,
+    num_clients: &Bound<'_, PyAny>,
+) -> PyResult<Vec<usize>> {
+    let plan = attacks
+        .iter()
+        .map(|(name, params)| params_from_py(name, params))
+        .collect::<PyResult<Vec<_>>>()?;
+    let n = count_arg("num_clients", num_clients, 1, MAX_COUNT)?;
+    Ok(crate::security::byzantine_counts(&plan, n)?)
 }

@@ -6,12 +6,13 @@
 //! its subclass `NonFiniteError` (a NaN/±Inf update or a diverged global model),
 //! or `RuntimeError` here, at the boundary only.
 
+mod args;
 mod arrays;
 mod attacks;
 mod orchestrator;
 mod strategy;
 
-pub use attacks::{attack_schemas, valid_attacks, validate_attack};
+pub use attacks::{attack_name, attack_schemas, byzantine_counts, valid_attacks, validate_attack};
 pub use orchestrator::PyOrchestrator;
 pub use strategy::{aggregate, PyStrategy};
 

@@ -1,15 +1,15 @@
 //! `Orchestrator`.
 
+use super::args::{count_arg, int_in, is_bool, shown};
 use super::arrays::{vector, with_rows};
 use super::attacks::params_from_py;
 use super::compute;
-use super::strategy::PyStrategy;
-use crate::error::{count_at_least, CoreError};
+use super::strategy::{threads_arg, PyStrategy};
+use crate::error::{CoreError, MAX_COUNT};
 use crate::orchestrator::{Orchestrator, RoundReport};
-use crate::parallel::threads_from;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict};
+use pyo3::types::PyDict;
 use std::collections::BTreeMap;
 
 /// One run's server side: strategy, attack plan, seeded RNG.
@@ -18,24 +18,24 @@ pub struct PyOrchestrator {
     inner: Orchestrator,
 }
 
-fn round_from(round: i64) -> PyResult<u64> {
-    Ok(count_at_least("round", round, 0)? as u64)
+fn round_from(round: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let round = int_in("round", round, 0, i64::MAX, || "an integer ≥ 0".into())?;
+    Ok(u64::try_from(round).unwrap_or(0))
+}
+
+fn client_from(client_id: &Bound<'_, PyAny>, num_clients: usize) -> PyResult<i64> {
+    int_in("client_id", client_id, i64::MIN, i64::MAX, || {
+        format!("a client id in [0, num_clients) = [0, {num_clients})")
+    })
 }
 
 fn seed_from(seed: &Bound<'_, PyAny>) -> PyResult<u64> {
-    let value = if seed.is_instance_of::<PyBool>() {
+    let value = if is_bool(seed) {
         None
     } else {
         seed.extract::<u64>().ok()
     };
-    value.ok_or_else(|| {
-        CoreError::invalid(
-            "seed",
-            seed.repr().map(|r| r.to_string()).unwrap_or_default(),
-            "an int in [0, 2**64)",
-        )
-        .into()
-    })
+    value.ok_or_else(|| CoreError::invalid("seed", shown(seed), "an int in [0, 2**64)").into())
 }
 
 fn report_to_py<'py>(py: Python<'py>, r: &RoundReport) -> PyResult<Bound<'py, PyDict>> {
@@ -77,9 +77,9 @@ impl PyOrchestrator {
     fn new(
         strategy: &Bound<'_, PyStrategy>,
         attacks: Vec<(String, Bound<'_, PyDict>)>,
-        num_clients: i64,
+        num_clients: &Bound<'_, PyAny>,
         seed: &Bound<'_, PyAny>,
-        num_threads: Option<i64>,
+        num_threads: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let plan = attacks
             .iter()
@@ -88,9 +88,9 @@ impl PyOrchestrator {
         let inner = Orchestrator::new(
             strategy.get().inner.clone(),
             plan,
-            count_at_least("num_clients", num_clients, 1)?,
+            count_arg("num_clients", num_clients, 1, MAX_COUNT)?,
             seed_from(seed)?,
-            threads_from(num_threads)?,
+            threads_arg(num_threads)?,
         )?;
         Ok(PyOrchestrator { inner })
     }
@@ -105,13 +105,14 @@ impl PyOrchestrator {
     fn poison_labels<'py>(
         &self,
         py: Python<'py>,
-        round: i64,
-        client_id: i64,
+        round: &Bound<'py, PyAny>,
+        client_id: &Bound<'py, PyAny>,
         labels: PyReadonlyArray1<'py, i64>,
-        num_classes: i64,
+        num_classes: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let round = round_from(round)?;
-        let num_classes = count_at_least("num_classes", num_classes, 1)?;
+        let client_id = client_from(client_id, self.inner.num_clients())?;
+        let num_classes = count_arg("num_classes", num_classes, 1, usize::MAX)?;
         let labels = labels.as_array();
         let inner = &self.inner;
         let out = compute(py, None, || {
@@ -124,7 +125,7 @@ impl PyOrchestrator {
     fn run_round<'py>(
         &mut self,
         py: Python<'py>,
-        round: i64,
+        round: &Bound<'py, PyAny>,
         global_params: PyReadonlyArray1<'py, f32>,
         updates: PyReadonlyArray2<'py, f32>,
         num_samples: PyReadonlyArray1<'py, f64>,

@@ -1,22 +1,46 @@
 //! `Strategy` and `aggregate`.
 
+use super::args::{count_arg, float_arg, optional_count_arg};
 use super::arrays::{vector, with_rows};
 use super::compute;
-use crate::error::count_at_least;
-use crate::parallel::threads_from;
+use crate::error::{CoreError, MAX_COUNT};
+use crate::parallel::{threads_from, MAX_THREADS};
 use crate::strategy::Strategy;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 /// An immutable, validated aggregation rule. Build it with a factory.
+///
+/// Every integer parameter is an int in [min, 1000000] (a bool, a float or a
+/// larger int is refused with the parameter's name); float parameters must be
+/// finite and in their range.
 #[pyclass(name = "Strategy", module = "velocity._core", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyStrategy {
     pub(crate) inner: Strategy,
 }
 
-fn optional_count(field: &str, value: Option<i64>, min: usize) -> PyResult<Option<usize>> {
-    Ok(value.map(|v| count_at_least(field, v, min)).transpose()?)
+/// Names a factory's parameter errors after the strategy: `invalid Krum.f: …`.
+fn named<T>(strategy: &str, result: Result<T, CoreError>) -> PyResult<T> {
+    result.map_err(|e| match e {
+        CoreError::InvalidParam {
+            field,
+            value,
+            allowed,
+        } => CoreError::InvalidParam {
+            field: format!("{strategy}.{field}"),
+            value,
+            allowed,
+        }
+        .into(),
+        other => other.into(),
+    })
+}
+
+/// `None` or a thread count in [1, MAX_THREADS].
+pub(crate) fn threads_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let threads = optional_count_arg("num_threads", value, 1, MAX_THREADS)?;
+    Ok(threads_from(threads.map(|t| t as i64))?)
 }
 
 #[pymethods]
@@ -29,9 +53,9 @@ impl PyStrategy {
     }
 
     #[staticmethod]
-    fn fedprox(mu: f64) -> PyResult<Self> {
+    fn fedprox(mu: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(PyStrategy {
-            inner: Strategy::fedprox(mu)?,
+            inner: named("FedProx", Strategy::fedprox(float_arg("FedProx.mu", mu)?))?,
         })
     }
 
@@ -43,48 +67,57 @@ impl PyStrategy {
     }
 
     #[staticmethod]
-    fn trimmed_mean(beta: f64) -> PyResult<Self> {
+    fn trimmed_mean(beta: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(PyStrategy {
-            inner: Strategy::trimmed_mean(beta)?,
+            inner: named(
+                "TrimmedMean",
+                Strategy::trimmed_mean(float_arg("TrimmedMean.beta", beta)?),
+            )?,
         })
     }
 
     #[staticmethod]
-    fn krum(f: i64) -> PyResult<Self> {
+    fn krum(f: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(PyStrategy {
-            inner: Strategy::krum(count_at_least("f", f, 0)?),
+            inner: Strategy::krum(count_arg("Krum.f", f, 0, MAX_COUNT)?),
         })
     }
 
     #[staticmethod]
-    fn multi_krum(f: i64, m: Option<i64>) -> PyResult<Self> {
-        let f = count_at_least("f", f, 0)?;
+    #[pyo3(signature = (f, m))]
+    fn multi_krum(f: &Bound<'_, PyAny>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let f = count_arg("MultiKrum.f", f, 0, MAX_COUNT)?;
+        let m = optional_count_arg("MultiKrum.m", m, 1, MAX_COUNT)?;
         Ok(PyStrategy {
-            inner: Strategy::multi_krum(f, optional_count("m", m, 1)?)?,
+            inner: named("MultiKrum", Strategy::multi_krum(f, m))?,
         })
     }
 
     #[staticmethod]
-    fn bulyan(f: i64, m: Option<i64>) -> PyResult<Self> {
-        let f = count_at_least("f", f, 0)?;
+    #[pyo3(signature = (f, m))]
+    fn bulyan(f: &Bound<'_, PyAny>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let f = count_arg("Bulyan.f", f, 0, MAX_COUNT)?;
+        let m = optional_count_arg("Bulyan.m", m, 1, MAX_COUNT)?;
         Ok(PyStrategy {
-            inner: Strategy::bulyan(f, optional_count("m", m, 1)?)?,
+            inner: named("Bulyan", Strategy::bulyan(f, m))?,
         })
     }
 
     #[staticmethod]
-    fn geometric_median(eps: f64, max_iter: i64) -> PyResult<Self> {
-        let max_iter = count_at_least("max_iter", max_iter, 1)?;
+    fn geometric_median(eps: &Bound<'_, PyAny>, max_iter: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let eps = float_arg("GeometricMedian.eps", eps)?;
+        let max_iter = count_arg("GeometricMedian.max_iter", max_iter, 1, MAX_COUNT)?;
         Ok(PyStrategy {
-            inner: Strategy::geometric_median(eps, max_iter)?,
+            inner: named("GeometricMedian", Strategy::geometric_median(eps, max_iter))?,
         })
     }
 
     #[staticmethod]
-    fn centered_clipping(tau: f64, iters: i64) -> PyResult<Self> {
-        let iters = count_at_least("iters", iters, 1)?;
+    fn centered_clipping(tau: &Bound<'_, PyAny>, iters: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let tau = float_arg("CenteredClipping.tau", tau)?;
+        let iters = count_arg("CenteredClipping.iters", iters, 1, MAX_COUNT)?;
         Ok(PyStrategy {
-            inner: Strategy::centered_clipping(tau, iters)?,
+            inner: named("CenteredClipping", Strategy::centered_clipping(tau, iters))?,
         })
     }
 
@@ -99,8 +132,9 @@ impl PyStrategy {
     }
 
     /// Raise ValueError when n clients are too few for this strategy.
-    fn check_clients(&self, n: i64) -> PyResult<()> {
-        Ok(self.inner.check_clients(count_at_least("n", n, 0)?)?)
+    fn check_clients(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
+        let n = count_arg("n", n, 0, usize::MAX)?;
+        Ok(self.inner.check_clients(n)?)
     }
 
     fn __repr__(&self) -> String {
@@ -122,9 +156,9 @@ pub fn aggregate<'py>(
     strategy: &Bound<'py, PyStrategy>,
     updates: PyReadonlyArray2<'py, f32>,
     weights: PyReadonlyArray1<'py, f64>,
-    num_threads: Option<i64>,
+    num_threads: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<AggregateOutput<'py>> {
-    let threads = threads_from(num_threads)?;
+    let threads = threads_arg(num_threads)?;
     let strategy = &strategy.get().inner;
     let (updates, weights) = (updates.as_array(), weights.as_array());
     let result = compute(py, threads, || {

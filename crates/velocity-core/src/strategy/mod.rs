@@ -125,11 +125,12 @@ impl Strategy {
     /// Bulyan (El Mhamdi et al. 2018); `m` = θ ≥ 2f + 1 rows selected (`None`: n − 2f).
     pub fn bulyan(f: usize, m: Option<usize>) -> Result<Self> {
         if let Some(theta) = m {
-            if theta < 2 * f + 1 {
+            let least = affine(2, f, 1);
+            if (theta as u128) < least {
                 return Err(CoreError::invalid(
                     "m",
                     theta,
-                    format!("None or an integer ≥ 2f+1 = {} (f = {f})", 2 * f + 1),
+                    format!("None or an integer ≥ 2f+1 = {least} (f = {f})"),
                 ));
             }
         }
@@ -200,10 +201,11 @@ impl Strategy {
     /// Checks that `n` clients satisfy this strategy's precondition.
     ///
     /// n ≥ 1 always; Krum and MultiKrum n ≥ 2f + 3 (and MultiKrum m ≤ n);
-    /// Bulyan n ≥ 4f + 3 and 2f + 1 ≤ θ ≤ n.
+    /// Bulyan n ≥ 4f + 3 and 2f + 1 ≤ θ ≤ n. The bounds are computed in u128,
+    /// so no f (up to `usize::MAX`) can wrap them into a small number.
     pub fn check_clients(&self, n: usize) -> Result<()> {
-        let too_few = |required: usize, formula: String| {
-            if n < required {
+        let too_few = |required: u128, formula: String| {
+            if (n as u128) < required {
                 Err(CoreError::TooFewClients {
                     strategy: self.name(),
                     n,
@@ -216,9 +218,9 @@ impl Strategy {
         };
         too_few(1, "n ≥ 1".into())?;
         match *self {
-            Strategy::Krum { f } => too_few(2 * f + 3, format!("n ≥ 2f+3 with f = {f}")),
+            Strategy::Krum { f } => too_few(affine(2, f, 3), format!("n ≥ 2f+3 with f = {f}")),
             Strategy::MultiKrum { f, m } => {
-                too_few(2 * f + 3, format!("n ≥ 2f+3 with f = {f}"))?;
+                too_few(affine(2, f, 3), format!("n ≥ 2f+3 with f = {f}"))?;
                 match m {
                     Some(m) if m > n => Err(CoreError::invalid(
                         "m",
@@ -229,14 +231,14 @@ impl Strategy {
                 }
             }
             Strategy::Bulyan { f, m } => {
-                too_few(4 * f + 3, format!("n ≥ 4f+3 with f = {f}"))?;
+                too_few(affine(4, f, 3), format!("n ≥ 4f+3 with f = {f}"))?;
                 match m {
                     Some(theta) if theta > n => Err(CoreError::invalid(
                         "m",
                         theta,
                         format!(
                             "None or an integer in [2f+1, n] = [{}, {n}] (f = {f}, n = {n})",
-                            2 * f + 1
+                            affine(2, f, 1)
                         ),
                     )),
                     _ => Ok(()),
@@ -288,8 +290,13 @@ impl Strategy {
                 trimmed_mean::trimmed_mean(rows, trim_count(beta, n)).map(plain)
             }
             Strategy::Krum { f } => krum::krum(rows, f),
-            Strategy::MultiKrum { f, m } => krum::multi_krum(rows, weights, f, m.unwrap_or(n - f)),
-            Strategy::Bulyan { f, m } => bulyan::bulyan(rows, f, m.unwrap_or(n - 2 * f)),
+            // check_clients guarantees n ≥ 2f + 3 (n ≥ 4f + 3 for Bulyan): no underflow.
+            Strategy::MultiKrum { f, m } => {
+                krum::multi_krum(rows, weights, f, m.unwrap_or(n.saturating_sub(f)))
+            }
+            Strategy::Bulyan { f, m } => {
+                bulyan::bulyan(rows, f, m.unwrap_or(n.saturating_sub(f.saturating_mul(2))))
+            }
             Strategy::GeometricMedian { eps, max_iter } => {
                 geometric_median::geometric_median(rows, weights, eps, max_iter).map(plain)
             }
@@ -299,6 +306,11 @@ impl Strategy {
         };
         result.map_err(|SawNonFinite| locate_non_finite(rows))
     }
+}
+
+/// `a·f + b` in u128: exact for every usize f (a precondition bound never wraps).
+fn affine(a: u128, f: usize, b: u128) -> u128 {
+    a * f as u128 + b
 }
 
 /// k = ⌊β·n⌋ values trimmed at each tail.
@@ -551,6 +563,53 @@ mod tests {
             .is_err());
         assert!(Strategy::fedavg().check_clients(0).is_err());
         assert!(Strategy::fedavg().check_clients(1).is_ok());
+    }
+
+    #[test]
+    fn preconditions_use_checked_arithmetic() {
+        // 2f + 3 and 4f + 3 with f near usize::MAX would wrap to a small number in
+        // usize arithmetic (release builds) and let the kernels run with f > n.
+        for f in [
+            usize::MAX,
+            usize::MAX / 2,
+            usize::MAX / 4 + 1,
+            1 << 62,
+            (1 << 63) - 1,
+        ] {
+            let krum = Strategy::krum(f).check_clients(10).unwrap_err();
+            assert!(matches!(krum, CoreError::TooFewClients { required, .. } if required > 10));
+            let multi = Strategy::multi_krum(f, None).unwrap();
+            assert!(multi.check_clients(10).is_err(), "MultiKrum f = {f}");
+            let bulyan = Strategy::bulyan(f, None).unwrap();
+            assert!(bulyan.check_clients(10).is_err(), "Bulyan f = {f}");
+            assert!(
+                Strategy::bulyan(f, Some(5)).is_err(),
+                "Bulyan f = {f}, m = 5"
+            );
+            let data = matrix(10, 4, 1);
+            let r = rows(&data);
+            for s in [Strategy::krum(f), multi, bulyan] {
+                assert!(s.aggregate(&r, &[1.0; 10], None).is_err(), "{}", s.name());
+            }
+        }
+        let e = Strategy::krum((1 << 63) - 1).check_clients(10).unwrap_err();
+        assert!(
+            e.to_string().contains("at least 18446744073709551617"),
+            "{e}"
+        );
+        let e = Strategy::bulyan(1 << 62, None)
+            .unwrap()
+            .check_clients(7)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("at least 18446744073709551619"),
+            "{e}"
+        );
+        assert!(Strategy::bulyan(usize::MAX, Some(usize::MAX)).is_err());
+        assert!(Strategy::multi_krum(3, Some(usize::MAX))
+            .unwrap()
+            .check_clients(9)
+            .is_err());
     }
 
     #[test]
