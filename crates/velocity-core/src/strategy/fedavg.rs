@@ -12,14 +12,13 @@ use crate::parallel::CHUNK;
 use rayon::prelude::*;
 
 /// Coordinates whose f64 accumulators stay in registers while every row goes by
-/// (8 f64: one AVX-512 or two AVX2 registers; 16 measured the same or slower,
-/// 32 spills).
+/// (8 f64: two AVX2 registers; 16 measured the same or slower, 32 spills).
 const LANES: usize = 8;
 
-/// Floats ahead of the current block at which each row is prefetched (1 KiB:
-/// measured best among 64–1024 on 2 EPYC cores; without it the kernel is 2.4×
-/// slower).
-const PREFETCH_AHEAD: usize = 256;
+/// Floats ahead of the current block at which each row is prefetched (2 KiB:
+/// measured best among 64–1024 floats on 2 EPYC cores; without it the kernel is
+/// 2.4× slower).
+const PREFETCH_AHEAD: usize = 512;
 
 /// `Σ_i c_i · x_ij` for the `LANES` coordinates `j..j + LANES`, rows in order
 /// (`((0 + c₀x₀) + c₁x₁) + …`, never contracted to an FMA), accumulated in
@@ -94,22 +93,11 @@ unsafe fn chunk_sums_avx2<T>(
     chunk_sums(rows, coeffs, start, out, emit)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-/// # Safety
-/// The CPU must support AVX-512F.
-unsafe fn chunk_sums_avx512<T>(
-    rows: &[&[f32]],
-    coeffs: &[f64],
-    start: usize,
-    out: &mut [T],
-    emit: &impl Fn(f64) -> T,
-) -> bool {
-    chunk_sums(rows, coeffs, start, out, emit)
-}
-
-/// [`chunk_sums`] for the best available instruction set (same bits on every
-/// path: the operation order is fixed in the source and never contracted).
+/// [`chunk_sums`] with AVX2 where the CPU has it (same bits on every path: the
+/// operation order is fixed in the source and never contracted). Not AVX-512:
+/// on 2 Zen 4 cores the AVX-512 build of this loop (a 512-bit widening is two
+/// 256-bit halves plus an extract) read 10–15% slower with two threads and no
+/// faster with one (bench/README.md).
 fn chunk_sums_dispatch<T>(
     rows: &[&[f32]],
     coeffs: &[f64],
@@ -119,10 +107,6 @@ fn chunk_sums_dispatch<T>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { chunk_sums_avx512(rows, coeffs, start, out, emit) };
-        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { chunk_sums_avx2(rows, coeffs, start, out, emit) };
