@@ -38,7 +38,7 @@ BATCH = 32
 LR = 0.1
 EPOCHS = 1
 NUM_CLASSES = 10
-_TRAINING_STREAM = 0x7E41  # velocity.server's stream id for local training
+_TRAINING_STREAM = 0x7E41  # velocity.sim.server's stream id for local training
 
 
 @functools.lru_cache(maxsize=1)

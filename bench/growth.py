@@ -1,6 +1,6 @@
 """Growth: how one run's time grows with clients, model size and rounds, and where it goes.
 
-Each configuration is one ``velocity.server.run_one`` call in this process (the code
+Each configuration is one ``velocity.sim.server.run_one`` call in this process (the code
 path of ``velocity run`` after start-up), writing its files to a temporary directory.
 The run's own ``summary.json`` splits the wall time:
 
@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from velocity import __version__  # the checkout's velocity, after the path insert
-from velocity.server import run_one
+from velocity.sim.server import run_one
 from velocity.spec import RunSpec
 
 HEADER = (

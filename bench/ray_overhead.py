@@ -9,7 +9,7 @@ runs it (a fresh interpreter each time), for three ways of running the same swee
 3. ``ray (joined)``: ``--backend ray --ray-address ADDR`` against a Ray instance this
    script started beforehand (what a cluster user pays per sweep: no cluster
    start-up, just connecting, scheduling one task per run and shipping files back).
-4. ``ray (warm)``: :func:`velocity.sweep.run_sweep` in this script's process, on that
+4. ``ray (warm)``: :func:`velocity.engine.sweep.run_sweep` in this script's process, on that
    instance, after one warm-up sweep: Ray's worker processes are already up, so what
    is left is the per-run cost (one task, events streamed back, files written).
 
@@ -72,8 +72,8 @@ def main() -> None:
 
     import velocity
     from velocity.cli import split_items
+    from velocity.engine.sweep import run_sweep
     from velocity.spec import matrix_spec
-    from velocity.sweep import run_sweep
 
     ray.init(
         num_cpus=args.parallel,

@@ -29,7 +29,7 @@ CHILD = """
 import json, os, sys
 from pathlib import Path
 from velocity.spec import matrix_spec
-from velocity.sweep import run_sweep
+from velocity.engine.sweep import run_sweep
 strategies, rounds, runs_dir, parallel = sys.argv[1].split(","), int(sys.argv[2]), sys.argv[3], \
     int(sys.argv[4])
 runs = matrix_spec(strategies, rounds=rounds, clients=10).expand()

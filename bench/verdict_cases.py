@@ -29,8 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from velocity.engine.sweep import run_sweep
 from velocity.spec import matrix_spec
-from velocity.sweep import run_sweep
 
 STRATEGIES = [
     "FedAvg",

@@ -46,7 +46,7 @@ FAKE_SWEEP = textwrap.dedent(
     import json, os, signal, sys, time
     from pathlib import Path
 
-    from velocity.sweeplock import acquire
+    from velocity.sweepdir.lock import acquire
 
     mode = os.environ.get("FAKE_SWEEP_MODE", "hang")
     if mode == "crash":

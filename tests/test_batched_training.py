@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from velocity import models
-from velocity.models import Model, get_model
+from velocity.sim import models
+from velocity.sim.models import Model, get_model
 
 NUMPY_MODELS = [("logreg", {}), ("mlp", {"hidden": 5})]
 SIZES = (33, 1, 50, 7, 32)  # unsorted, with partial last batches for B = 32 and B = 5

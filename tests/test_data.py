@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from velocity.data import Dataset, DatasetError, list_datasets, load_dataset, partition
+from velocity.sim.data import Dataset, DatasetError, list_datasets, load_dataset, partition
 
 
 def _assert_well_formed(ds: Dataset) -> None:
@@ -333,7 +333,7 @@ def test_partition_errors_name_field_value_and_allowed(kwargs, pattern):
 
 
 def test_known_shape_matches_what_loading_gives():
-    from velocity.data import known_num_classes, known_shape
+    from velocity.sim.data import known_num_classes, known_shape
 
     ds = load_dataset("digits", seed=0)
     samples, features, classes = known_shape("digits")
@@ -348,7 +348,7 @@ def test_known_shape_matches_what_loading_gives():
 
 
 def test_dataset_memory_is_estimated_before_loading():
-    from velocity.data import available_memory, estimate_dataset_bytes, format_bytes
+    from velocity.sim.data import available_memory, estimate_dataset_bytes, format_bytes
 
     needed, what = estimate_dataset_bytes(
         "synthetic", {"n_samples": 1_000_000_000, "n_features": 100_000}

@@ -33,18 +33,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from velocity import cli, sweeplock
-from velocity._pool import START_METHOD_ENV, TEST_NO_PDEATHSIG_ENV, TEST_SLOW_ENV
+from velocity import cli
+from velocity.engine.pool import START_METHOD_ENV, TEST_NO_PDEATHSIG_ENV, TEST_SLOW_ENV
+from velocity.engine.sweep import read_status, run_sweep, verify_finished_run
 from velocity.errors import SpecError
-from velocity.runio import (
+from velocity.spec import RunSpec, matrix_spec
+from velocity.sweepdir import lock as sweeplock
+from velocity.sweepdir.io import (
     atomic_write_bytes,
     atomic_write_json,
     read_json,
     remove_stray_temp_files,
     temp_writer,
 )
-from velocity.spec import RunSpec, matrix_spec
-from velocity.sweep import read_status, run_sweep, verify_finished_run
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="fault injection reads Linux /proc"
@@ -161,6 +162,14 @@ def wait_slow_run_busy(out: Path, proc: subprocess.Popen[str]) -> None:
         return states.get(SLOW) == "running" and "done" in states.values()
 
     wait_until(ready, 60, "the slow run to start after a run finished")
+
+
+def _progress_round(run_dir: Path) -> int | None:
+    """The last round a run's progress.json reports (None before it exists)."""
+    try:
+        return int(read_json(run_dir / "progress.json").get("round") or 0)
+    except (OSError, ValueError):
+        return None
 
 
 def kill_and_reap(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
@@ -292,6 +301,9 @@ def test_kill9_worker_fails_that_run_only(tmp_path: Path) -> None:
     proc, tag = start(sweep_args(out, "--parallel", "1"), {TEST_SLOW_ENV: f"{SLOW}:1"})
     try:
         wait_slow_run_busy(out, proc)
+        wait_until(
+            lambda: (_progress_round(out / SLOW) or 0) >= 1, 60, "the slow run's first round"
+        )
         worker = worker_of(proc.pid, tag)
         assert parent_of(worker) == proc.pid
         os.kill(worker, signal.SIGKILL)
@@ -378,7 +390,7 @@ def test_second_driver_refused_then_resume_after_kill9(tmp_path: Path) -> None:
 
 LOCKER = """
 import sys, time
-from velocity import sweeplock
+from velocity.sweepdir import lock as sweeplock
 lock = sweeplock.acquire(sys.argv[1])
 print("locked", flush=True)
 time.sleep(120)
@@ -614,7 +626,7 @@ def test_resume_prints_why_it_reruns(finished_sweep: Path, tmp_path: Path) -> No
 
 def test_stray_temp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
     code = (
-        "import sys, time\nfrom pathlib import Path\nfrom velocity.runio import _open_temp\n"
+        "import sys, time\nfrom pathlib import Path\nfrom velocity.sweepdir.io import _open_temp\n"
         "fd, tmp = _open_temp(Path(sys.argv[1]) / 'status.json')\n"
         "import os; os.write(fd, b'{\"half')\nprint(tmp, flush=True)\ntime.sleep(120)\n"
     )

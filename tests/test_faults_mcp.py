@@ -30,7 +30,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.mcp_calls import FAKE_SWEEP, err, ok
 from tests.test_mcp_stdio import params
-from velocity.sweeplock import holder
+from velocity.sweepdir.lock import holder
 from velocity_mcp.limits import Limits
 from velocity_mcp.server import build_server
 
@@ -636,14 +636,14 @@ BOUNDARY = textwrap.dedent(
     """
 )
 FORBIDDEN = {
-    "velocity.sweep",
-    "velocity._pool",
-    "velocity.executors",
-    "velocity._status",
-    "velocity._ray",
-    "velocity.server",
-    "velocity.data",
-    "velocity.models",
+    "velocity.engine.sweep",
+    "velocity.engine.pool",
+    "velocity.engine.executors",
+    "velocity.engine.status",
+    "velocity.engine.ray",
+    "velocity.sim.server",
+    "velocity.sim.data",
+    "velocity.sim.models",
 }
 
 

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from velocity.html_report import render_html
-from velocity.plots import Plot
-from velocity.report import build_comparison, recommendation_title, render_all, winner_line
+from velocity.report.comparison import build_comparison
+from velocity.report.html import render_html
+from velocity.report.markdown import recommendation_title, winner_line
+from velocity.report.plots import Plot
+from velocity.report.render import render_all
 
 pytest.importorskip("matplotlib", reason="the plots extra: pip install 'velocity-fl[plots]'")
 

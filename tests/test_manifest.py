@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from velocity.manifest import capture_manifest
+from velocity.engine.manifest import capture_manifest
 
 
 def test_manifest_records_host_versions_and_config(

@@ -23,7 +23,7 @@ from mcp import Client
 
 from tests.mcp_calls import FAKE_SWEEP, err, ok, wait_done
 from velocity.spec import SharedSettings
-from velocity.sweeplock import pid_alive
+from velocity.sweepdir.lock import pid_alive
 from velocity_mcp.limits import Limits
 from velocity_mcp.server import EXCLUDED_SETTINGS, build_server
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from velocity.data import load_dataset
-from velocity.models import Model, ModelError, get_model, list_models
+from velocity.sim.data import load_dataset
+from velocity.sim.models import Model, ModelError, get_model, list_models
 
 NUMPY_MODELS = [("logreg", {}), ("mlp", {"hidden": 5})]
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from velocity import plots
-from velocity.report import build_comparison, render_all
-from velocity.server import ROUND_COLUMNS
+from velocity.report import plots
+from velocity.report.comparison import build_comparison
+from velocity.report.render import render_all
+from velocity.sim.server import ROUND_COLUMNS
 from velocity.spec import RunSpec
 
 pytest.importorskip("matplotlib", reason="the plots extra: pip install 'velocity-fl[plots]'")

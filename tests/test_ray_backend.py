@@ -1,7 +1,7 @@
 """The ray backend: same files as the local pool, failures isolated, resume across backends.
 
 Most tests share one local Ray instance (``ray.init(num_cpus=2)``, started once for
-the module: it takes seconds) and call :func:`velocity.sweep.run_sweep` with
+the module: it takes seconds) and call :func:`velocity.engine.sweep.run_sweep` with
 ``backend="ray"``; one runs ``velocity sweep --backend ray --ray-address ADDR``
 against that instance, as a user would against a cluster. They are skipped when
 Ray is not installed (``make install`` installs the ``ray`` extra). The refusals
@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from velocity.engine.sweep import TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV, run_sweep
 from velocity.errors import SpecError
 from velocity.spec import build_sweep, matrix_spec
-from velocity.sweep import TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV, run_sweep
 
 TINY = {"rounds": 3, "clients": 5}
 STRATEGIES = ["FedAvg", "FedMedian"]

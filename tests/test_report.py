@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from velocity.report import (
-    build_comparison,
-    render_console,
-    render_markdown,
-    write_comparison,
-)
-from velocity.server import ROUND_COLUMNS as ROUNDS_COLUMNS
+from velocity.report.comparison import build_comparison
+from velocity.report.markdown import render_console, render_markdown
+from velocity.report.render import write_comparison
+from velocity.sim.server import ROUND_COLUMNS as ROUNDS_COLUMNS
 from velocity.spec import RunSpec
 
 TEST_SAMPLES = 360

@@ -9,9 +9,9 @@ import pytest
 
 import velocity
 from velocity import _core
-from velocity.server import VelocityServer, run_one
+from velocity.sim.server import VelocityServer, run_one
 from velocity.spec import RunSpec
-from velocity.storage import load_checkpoint
+from velocity.sweepdir.checkpoints import load_checkpoint
 
 
 def run(strategy: str, *attacks: str, rounds: int = 20, **settings: object):
@@ -152,7 +152,7 @@ def test_fast_rounds_rewrite_progress_files_at_most_every_interval(
 ) -> None:
     # Rewriting a file atomically costs ~1.5 ms on ext4, more than a small round: a run
     # rewrites its growing CSVs by time, not by round, and completes them at the end.
-    import velocity.server as server_module
+    import velocity.sim.server as server_module
 
     writes: list[str] = []
     real_write = server_module.atomic_write_csv

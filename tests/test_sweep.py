@@ -1,7 +1,7 @@
 """Sweeps end to end: files, determinism across --parallel, failure isolation, resume, Ctrl-C.
 
 The CLI tests run ``python -m velocity`` as a user would; the others call
-:func:`velocity.sweep.run_sweep` directly. Every sweep is tiny (2-3 rounds).
+:func:`velocity.engine.sweep.run_sweep` directly. Every sweep is tiny (2-3 rounds).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from velocity.errors import SpecError
-from velocity.spec import matrix_spec
-from velocity.sweep import (
+from velocity.engine.sweep import (
     TEST_CRASH_ENV,
     TEST_RAISE_ENV,
     TEST_SLOW_ENV,
     read_status,
     run_sweep,
 )
+from velocity.errors import SpecError
+from velocity.spec import matrix_spec
 
 TINY = {"rounds": 3, "clients": 5}
 RUN_FILES = ("config.json", "progress.json", "rounds.csv", "timings.csv", "summary.json")

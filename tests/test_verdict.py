@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from velocity.verdict import (
+from velocity.report.verdict import (
     NO_ATTACK,
     Difference,
     Observation,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from velocity import load_results
-from velocity.results import RESULT_COLUMNS
+from velocity.sweepdir.results import RESULT_COLUMNS
 
 ROBUST = "FedMedian,TrimmedMean:beta=0.2,Krum,GeometricMedian,CenteredClipping"
 GARBAGE = "gaussian_noise:sigma=10,count=1"

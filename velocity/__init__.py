@@ -17,7 +17,7 @@ _EXPORTS = {
     "attack_schemas": "velocity.attacks",
     "parse_attack": "velocity.attacks",
     "valid_attacks": "velocity.attacks",
-    "load_results": "velocity.results",
+    "load_results": "velocity.sweepdir.results",
     "ALL_STRATEGIES": "velocity.strategy",
     "Strategy": "velocity.strategy",
     "parse_strategy": "velocity.strategy",
@@ -31,11 +31,11 @@ if TYPE_CHECKING:  # the same names for type checkers (``x as x``: an explicit r
     from velocity.attacks import attack_schemas as attack_schemas
     from velocity.attacks import parse_attack as parse_attack
     from velocity.attacks import valid_attacks as valid_attacks
-    from velocity.results import load_results as load_results
     from velocity.strategy import ALL_STRATEGIES as ALL_STRATEGIES
     from velocity.strategy import Strategy as Strategy
     from velocity.strategy import parse_strategy as parse_strategy
     from velocity.strategy import strategy_schemas as strategy_schemas
+    from velocity.sweepdir.results import load_results as load_results
 
 
 def __getattr__(name: str) -> object:

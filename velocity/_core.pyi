@@ -1,7 +1,7 @@
 """Type stub for ``velocity._core``, the Rust core (crates/velocity-core).
 
 Everything numeric is float32 and C-contiguous on the way in; the Python layer
-(``velocity.strategy``, ``velocity.attacks``, ``velocity.server``) coerces before
+(``velocity.strategy``, ``velocity.attacks``, ``velocity.sim.server``) coerces before
 calling. Bad input raises ``ValueError`` (bad values; its subclass ``NonFiniteError``
 for NaN/Inf) or ``TypeError`` (wrong dtype/type); no Rust panic ever reaches Python.
 Integer arguments are Python ints (or ``__index__`` objects), never bools or floats,

@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_rank_by(parser: argparse.ArgumentParser, default_text: str = "accuracy") -> None:
-    from velocity.verdict import RANK_BY
+    from velocity.spec import RANK_BY
 
     parser.add_argument(
         "--rank-by",
@@ -328,7 +328,7 @@ def split_items(values: Sequence[str] | None) -> list[str]:
 
 
 def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    from velocity.sweep import run_sweep
+    from velocity.engine.sweep import run_sweep
 
     out, resume = _sweep_out(args)
     runs, shared, config_path = _sweep_runs(args, resume_dir=out if resume else None)
@@ -403,7 +403,7 @@ def _sweep_runs(
                 f"--resume {resume_dir} without CONFIG reruns its plan.json as it is; "
                 f"it cannot change {', '.join(sorted(overrides))}"
             )
-        from velocity.report import plan_rank_by
+        from velocity.report.comparison import plan_rank_by
 
         return _planned_runs(resume_dir), SharedSettings(rank_by=plan_rank_by(resume_dir)), None
     raise SpecError(
@@ -413,8 +413,8 @@ def _sweep_runs(
 
 
 def _planned_runs(sweep_dir: Path) -> list[Any]:
-    from velocity.runio import read_json
     from velocity.spec import RunSpec
+    from velocity.sweepdir.io import read_json
 
     try:
         plan = read_json(sweep_dir / "plan.json")
@@ -433,7 +433,7 @@ def _planned_runs(sweep_dir: Path) -> list[Any]:
 
 
 def _print_sweep_result(result: Any) -> None:
-    from velocity.report import render_console
+    from velocity.report.markdown import render_console
 
     total = len(result.runs)
     done = sum(1 for r in result.runs.values() if r.state == "done")
@@ -462,10 +462,10 @@ def _print_sweep_result(result: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from velocity._progress import describe, make_progress
-    from velocity.server import check_spec, run_one
+    from velocity.engine.progress import describe, make_progress
+    from velocity.engine.sweep import ensure_writable_dir
+    from velocity.sim.server import check_spec, run_one
     from velocity.spec import build_sweep
-    from velocity.sweep import ensure_writable_dir
 
     shared = _shared_overrides(args)
     if args.storage:
@@ -527,7 +527,8 @@ def _sweep_dir_arg(args: argparse.Namespace) -> Path:
 
 
 def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from velocity.report import render_all, render_console
+    from velocity.report.markdown import render_console
+    from velocity.report.render import render_all
 
     sweep_dir = _sweep_dir_arg(args)
     print(render_console(render_all(sweep_dir, rank_by=args.rank_by).comparison, sweep_dir))
@@ -536,7 +537,7 @@ def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     """Exit 0 when every report was written, 1 when a plot or the page could not be."""
-    from velocity.report import render_all
+    from velocity.report.render import render_all
 
     sweep_dir = _sweep_dir_arg(args)
     rendered = render_all(sweep_dir, rank_by=args.rank_by)
@@ -553,8 +554,8 @@ def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 def catalog() -> dict[str, Any]:
     """Every strategy, attack, dataset and model, with parameters (``strategies --json``)."""
     from velocity.attacks import attack_schemas
-    from velocity.data import list_datasets
-    from velocity.models import list_models
+    from velocity.sim.data import list_datasets
+    from velocity.sim.models import list_models
     from velocity.strategy import strategy_schemas
 
     return {

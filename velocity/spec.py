@@ -52,10 +52,15 @@ from pydantic import (
 from velocity import _core
 from velocity._inline import did_you_mean, short_repr, shown
 from velocity.attacks import AttackSpec, attack_schemas, parse_attack
-from velocity.data import known_num_classes
 from velocity.errors import SpecError, format_validation_error
+from velocity.sim.data import known_num_classes
 from velocity.strategy import Strategy, parse_strategy
-from velocity.verdict import RANK_BY, RankBy
+
+#: The attack label of a run without attack (its condition in every report).
+NO_ATTACK = "none"
+#: What a verdict can rank strategies by.
+RankBy = Literal["accuracy", "loss"]
+RANK_BY: tuple[RankBy, ...] = ("accuracy", "loss")
 
 #: Files and the lock a sweep writes at the top of its directory (docs/files.md): a
 #: run may not be named like one of them (its directory would take the file's place).
@@ -196,7 +201,7 @@ class RunSpec(Settings):
     @property
     def attack_label(self) -> str:
         """``"none"`` or the attacks' inline forms joined by ``+``."""
-        return "+".join(a.label() for a in self.attacks) or "none"
+        return "+".join(a.label() for a in self.attacks) or NO_ATTACK
 
     @property
     def clients_per_round(self) -> int:
@@ -250,7 +255,7 @@ def check_attacks(spec: RunSpec) -> None:
     """Refuse attacks that could never act as written in this run.
 
     Part of building a sweep (:meth:`SweepSpec.expand`) and of the pre-run checks
-    (``velocity.server.check_spec``), not of reading a RunSpec back: a stored
+    (``velocity.sim.server.check_spec``), not of reading a RunSpec back: a stored
     ``config.json`` stays readable whatever later versions refuse.
 
     * an attack window that never opens (``start_round`` after the last round);

@@ -9,7 +9,7 @@ sweeps started from the CLI.
 
 Whether a sweep is live comes from the root too, never from one server's memory:
 the sweep process holds an advisory lock on ``SWEEP_DIR/.lock``
-(:mod:`velocity.sweeplock`) for its whole life, so every server process on the root
+(:mod:`velocity.sweepdir.lock`) for its whole life, so every server process on the root
 sees the same live sweeps. Between its spawn and taking that lock a sweep is
 counted through the launching server's child list, and the launching server holds
 the root's launch lock (``ROOT/.velocity-mcp.lock``) from counting until the new
@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from velocity.sweeplock import LOCK_FILE, holder, pid_alive
+from velocity.sweepdir.lock import LOCK_FILE, holder, pid_alive
 from velocity_mcp.paths import sweep_dirs
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from velocity.verdict import AttackBest, ConditionResult, Recommendation, StrategyScore
+from velocity.report.verdict import AttackBest, ConditionResult, Recommendation, StrategyScore
 
 SweepState = Literal["starting", "running", "done", "failed", "cancelled", "interrupted"]
 
@@ -166,7 +166,7 @@ class Candidate(StrategyScore):
 
 
 class VerdictRecommendation(Recommendation):
-    """The recommendation (``velocity.verdict.Recommendation``): act on this."""
+    """The recommendation (``velocity.report.verdict.Recommendation``): act on this."""
 
     candidates: list[Candidate] = Field(  # type: ignore[assignment]
         description="complete strategies, best first"

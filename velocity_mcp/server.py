@@ -36,7 +36,7 @@ from mcp_types import (
 from mcp_types import Resource as MCPResource
 from pydantic import Field
 
-from velocity.verdict import RankBy
+from velocity.spec import RankBy
 from velocity_mcp.inputs import OPERATOR_ONLY, check_arguments
 from velocity_mcp.launcher import Launcher
 from velocity_mcp.limits import Limits

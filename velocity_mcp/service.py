@@ -183,8 +183,8 @@ class SweepService:
     def _datasets_and_models(self) -> dict[str, dict[str, str]]:
         """The dataset and model ids with descriptions, from ``velocity strategies --json``.
 
-        Asked of a child process (once per server): importing ``velocity.data`` and
-        ``velocity.models`` would load the simulation (numpy models, dataset code) into
+        Asked of a child process (once per server): importing ``velocity.sim.data`` and
+        ``velocity.sim.models`` would load the simulation (numpy models, dataset code) into
         the server, which only needs their names.
         """
         if self._registry is None:
@@ -248,7 +248,7 @@ class SweepService:
                         + " Wait for one to finish (sweep_status) or stop one (sweep_cancel)."
                     )
                 sweep_dir = self._new_sweep_dir()
-                from velocity.runio import atomic_write_json
+                from velocity.sweepdir.io import atomic_write_json
 
                 experiment = sweep_dir / EXPERIMENT_NAME
                 atomic_write_json(experiment, data)
@@ -539,7 +539,7 @@ class SweepService:
             return (sweep_dir / "robustness.png").read_bytes(), None
         except OSError:
             pass
-        from velocity.plots import INSTALL_HINT, plot_robustness
+        from velocity.report.plots import INSTALL_HINT, plot_robustness
 
         try:
             comparison = read_json(sweep_dir / "comparison.json") or _rebuild(sweep_dir)
@@ -805,7 +805,7 @@ def _rebuild(sweep_dir: Path) -> dict[str, Any]:
     A run file velocity cannot read makes that run failed (its error names the file);
     anything else that stops the rebuild is a ``ToolError``.
     """
-    from velocity.report import build_comparison
+    from velocity.report.comparison import build_comparison
 
     try:
         return build_comparison(sweep_dir)

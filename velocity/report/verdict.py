@@ -52,15 +52,12 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from velocity.fmt import pct, pp
+from velocity.report.fmt import pct, pp
+from velocity.spec import NO_ATTACK, RANK_BY, RankBy
 
-NO_ATTACK = "none"
-RankBy = Literal["accuracy", "loss"]
-RANK_BY: tuple[RankBy, ...] = ("accuracy", "loss")
 #: Worst case this far (a fraction of accuracy) below the best clean accuracy: nothing survives.
 NOTHING_SURVIVES = 0.10
 #: Beyond this many repeats, a tie is reported as "equivalent in practice".

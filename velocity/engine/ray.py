@@ -1,7 +1,7 @@
 """The ``ray`` backend: one Ray task per run, its files returned to the driver.
 
 Each run is one Ray task declaring ``num_cpus=1`` (and ``ray_gpus`` GPUs). The
-task runs :func:`velocity._pool.execute_run`, the local worker's own code, into a
+task runs :func:`velocity.engine.pool.execute_run`, the local worker's own code, into a
 temporary directory on whichever node Ray picked, with BLAS and Rust thread pools
 pinned to one thread, and *returns* the run's files as bytes: ``rounds.csv``,
 ``timings.csv``, ``progress.json``, ``summary.json``, the checkpoints. The driver,
@@ -23,7 +23,7 @@ Failures stay local. A task that raises, or whose worker process or node dies
 retried (``max_retries=0``: a rerun is ``--resume``), and the other runs go on.
 A worker whose velocity version differs from the driver's refuses its run.
 When the driver cannot write a run's files (a full disk), that run is failed with
-the reason and the sweep stops (:meth:`~velocity.executors.Executor.abort`).
+the reason and the sweep stops (:meth:`~velocity.engine.executors.Executor.abort`).
 
 Ray is an optional dependency (``pip install 'velocity-fl[ray]'``), imported
 only when this backend is chosen.
@@ -44,12 +44,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from velocity._pool import TEST_HOOK_ENV, clean_run_dir, execute_run
+from velocity.engine.executors import ExecutionSettings, Executor
+from velocity.engine.pool import TEST_HOOK_ENV, clean_run_dir, execute_run
 from velocity.errors import SpecError
-from velocity.executors import ExecutionSettings, Executor
-from velocity.runio import atomic_write_bytes, atomic_write_json, describe_write_error
 from velocity.spec import RunSpec
-from velocity.storage import resolve_storage
+from velocity.sweepdir.checkpoints import resolve_storage
+from velocity.sweepdir.io import atomic_write_bytes, atomic_write_json, describe_write_error
 
 INSTALL_HINT = "pip install 'velocity-fl[ray]'"
 _WRITTEN_LAST = ("config.json", "summary.json", "progress.json")  # the driver's, in this order
@@ -74,10 +74,10 @@ def _run_task(spec_json: dict[str, Any], hooks: dict[str, str], version: str) ->
     """One run on a Ray worker (a streaming generator): its events, then its files.
 
     Yields ``("start", ...)`` and ``("round", ...)`` tuples as
-    :func:`~velocity._pool.execute_run` emits them, then ``{"summary", "worker",
+    :func:`~velocity.engine.pool.execute_run` emits them, then ``{"summary", "worker",
     "files", "storage"}``: the run directory's files and the checkpoints meant for
     the spec's ``storage``, as ``{relative path: bytes}``. ``hooks`` are the
-    driver's test-only hook variables (:data:`~velocity._pool.TEST_HOOK_ENV`).
+    driver's test-only hook variables (:data:`~velocity.engine.pool.TEST_HOOK_ENV`).
     """
     import ray
     from threadpoolctl import threadpool_limits
@@ -289,7 +289,7 @@ class RayExecutor(Executor):
 
         ``config.json`` comes from the spec and ``summary.json`` names the driver's
         storage path (the worker ran with a storage of its own); both are written
-        as :func:`~velocity.server.run_one` writes them, then ``progress.json``.
+        as :func:`~velocity.sim.server.run_one` writes them, then ``progress.json``.
         """
         summary = result["summary"]
         if spec.storage is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from velocity.runio import atomic_write_bytes
+from velocity.sweepdir.io import atomic_write_bytes
 
 SCHEMES = ("local://",)
 

@@ -1,15 +1,15 @@
 """Where a sweep's runs execute: the :class:`Executor` interface and :func:`make_executor`.
 
-:func:`velocity.sweep.run_sweep` does everything that does not depend on where runs
+:func:`velocity.engine.sweep.run_sweep` does everything that does not depend on where runs
 execute (checks, ``plan.json``, ``manifest.json``, ``status.json``, the comparison)
 and hands the runs to an executor, a backend chosen by name:
 
-- ``"local"``: :class:`velocity._pool.PoolRunner`, a process pool on this machine
+- ``"local"``: :class:`velocity.engine.pool.PoolRunner`, a process pool on this machine
   (the default: no start-up tax);
-- ``"ray"``: :class:`velocity._ray.RayExecutor`, one Ray task per run, on a local
+- ``"ray"``: :class:`velocity.engine.ray.RayExecutor`, one Ray task per run, on a local
   Ray instance or an existing cluster (the optional ``ray`` extra).
 
-An executor reports back through the sweep's :class:`~velocity._status.Tracker` as
+An executor reports back through the sweep's :class:`~velocity.engine.status.Tracker` as
 things happen, so progress, failure isolation, resume and the comparison are the
 same whatever the backend:
 
@@ -41,18 +41,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, get_args
 
-from velocity._status import FINISHED, Tracker, failure_summary, write_failure
+from velocity.engine.status import FINISHED, Tracker, failure_summary, write_failure
 from velocity.errors import SpecError
-from velocity.runio import describe_write_error, is_storage_error
 from velocity.spec import RunSpec
+from velocity.sweepdir.io import describe_write_error, is_storage_error
 
 Backend = Literal["local", "ray"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 # backend name -> (module, class): imported on demand, so `ray` is only needed for "ray"
 _IMPLEMENTATIONS = {
-    "local": ("velocity._pool", "PoolRunner"),
-    "ray": ("velocity._ray", "RayExecutor"),
+    "local": ("velocity.engine.pool", "PoolRunner"),
+    "ray": ("velocity.engine.ray", "RayExecutor"),
 }
 
 

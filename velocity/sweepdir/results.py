@@ -27,7 +27,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from velocity.runio import atomic_write_csv, finite_float
+from velocity.sweepdir.io import atomic_write_csv, finite_float
+from velocity.sweepdir.runs import read_runs
 
 RESULTS_FILE = "results.csv"
 RESULT_COLUMNS = (
@@ -59,8 +60,6 @@ _JSON_COLUMNS = ("strategy_params", "attack_params")
 
 def result_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     """The rows of ``results.csv`` for a sweep directory, built from its run files."""
-    from velocity.report import read_runs
-
     rows = []
     for run in read_runs(sweep_dir):
         config, summary = run.config, run.summary

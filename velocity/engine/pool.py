@@ -1,16 +1,16 @@
 """The ``local`` backend: a process pool, its worker setup, the worker function, crash recovery.
 
 Each run is one task of a :class:`~concurrent.futures.ProcessPoolExecutor`; the
-worker calls :func:`velocity.server.run_one` (through :func:`execute_run`, which the
+worker calls :func:`velocity.sim.server.run_one` (through :func:`execute_run`, which the
 ``ray`` backend shares) with its BLAS and Rust thread pools pinned to one thread,
 so P workers use P cores. The worker function lives here, in an importable module,
 because multiprocessing pickles it by module path. :class:`PoolRunner` is this
-backend's :class:`~velocity.executors.Executor`.
+backend's :class:`~velocity.engine.executors.Executor`.
 
 Failures stay local. A run whose ``run_one`` raises, or whose worker process dies
 (killed, out of memory), is recorded as failed, with a ``summary.json`` saying
 why; the pool is rebuilt and every other run finishes. SIGINT and SIGTERM stop
-the sweep cleanly (:func:`~velocity.executors.stop_on_signals`): pending runs are
+the sweep cleanly (:func:`~velocity.engine.executors.stop_on_signals`): pending runs are
 cancelled, the workers terminated, finished runs left intact. A run that cannot
 write its files (a full disk) is failed with that reason and stops the sweep.
 
@@ -23,7 +23,7 @@ right after it starts (the parent may have died before the ``prctl``), from a
 watchdog thread every 0.2 s (an idle worker, waiting for a run, included), before
 each run it takes and after every round: an orphaned worker exits at once, where
 ``prctl`` exists or not. Before it deletes or creates a run directory it also
-checks that the sweep directory's lock (:mod:`velocity.sweeplock`) is held by its
+checks that the sweep directory's lock (:mod:`velocity.sweepdir.lock`) is held by its
 driver, so a worker never touches a run that a live driver did not hand it: a
 ``--resume`` started after the driver died owns every run.
 
@@ -57,10 +57,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
-from velocity import sweeplock
-from velocity.executors import ExecutionSettings, Executor
+from velocity.engine.executors import ExecutionSettings, Executor
 from velocity.spec import RunSpec
-from velocity.sweeplock import pid_alive
+from velocity.sweepdir import lock as sweeplock
+from velocity.sweepdir.lock import pid_alive
 
 TEST_CRASH_ENV = "VELOCITY_TEST_CRASH_RUN"
 TEST_RAISE_ENV = "VELOCITY_TEST_RAISE_RUN"
@@ -261,7 +261,7 @@ def execute_run(spec: RunSpec, path: Path, emit: Callable[..., None]) -> dict[st
     after each round; returns ``{"summary": ..., "worker": {pid, started,
     first_round, peak_rss_mb}}``. Applies the test-only hooks (module docstring).
     """
-    from velocity.server import run_one
+    from velocity.sim.server import run_one
 
     clean_run_dir(path)  # a run restarted after a crash or on resume starts clean
     started = time.time()
@@ -347,9 +347,9 @@ class PoolRunner(Executor):
             method = "forkserver" if "forkserver" in available else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "fork":
-            import velocity.server  # noqa: F401 - forked workers inherit it, imported once
+            import velocity.sim.server  # noqa: F401 - forked workers inherit it, imported once
         if method == "forkserver":
-            ctx.set_forkserver_preload(["velocity._pool", "velocity.server"])
+            ctx.set_forkserver_preload(["velocity.engine.pool", "velocity.sim.server"])
         self.start_method = self.start_method or method
         return ctx
 

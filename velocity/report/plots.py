@@ -55,11 +55,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velocity.fmt import pct, pp
-from velocity.report import recommendation_title
-from velocity.runio import atomic_write_bytes, atomic_write_json
-from velocity.runio import finite_float as _float
-from velocity.verdict import NO_ATTACK
+from velocity.report.fmt import pct, pp
+from velocity.report.markdown import recommendation_title
+from velocity.spec import NO_ATTACK
+from velocity.sweepdir.io import atomic_write_bytes, atomic_write_json
+from velocity.sweepdir.io import finite_float as _float
 
 CURVES = "curves.png"
 ROBUSTNESS = "robustness.png"

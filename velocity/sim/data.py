@@ -46,7 +46,7 @@ __all__ = [
     "partition",
 ]
 
-_DIGITS_PATH = Path(__file__).parent / "datasets" / "digits.csv.gz"
+_DIGITS_PATH = Path(__file__).parents[1] / "datasets" / "digits.csv.gz"
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LABEL_COLUMNS = ("label", "labels")
 _IMAGE_COLUMNS = ("image", "img", "pixels")

@@ -1,7 +1,7 @@
 """One real FL run, round by round: :class:`VelocityServer` and :func:`run_one`.
 
 Each round: broadcast the global model → the sampled clients train locally, all
-together in one :meth:`~velocity.models.Model.train_clients` call, each on its own
+together in one :meth:`~velocity.sim.models.Model.train_clients` call, each on its own
 data (a Byzantine client under a data attack trains on poisoned labels) →
 the updates Δᵢ = wᵢ − w go to the Rust ``Orchestrator.run_round`` (update attacks
 on the Byzantine rows, then robust aggregation, w ← w + agg(Δ)) → the new global
@@ -27,7 +27,8 @@ import numpy.typing as npt
 
 from velocity import _core
 from velocity.attacks import AttackSpec, attack_schemas, parse_attack
-from velocity.data import (
+from velocity.errors import check_writable_location
+from velocity.sim.data import (
     Dataset,
     available_memory,
     estimate_dataset_bytes,
@@ -35,11 +36,10 @@ from velocity.data import (
     load_dataset,
     partition,
 )
-from velocity.errors import check_writable_location
-from velocity.models import Model, estimate_training_bytes, get_model
-from velocity.runio import atomic_write_csv, atomic_write_json
+from velocity.sim.models import Model, estimate_training_bytes, get_model
 from velocity.spec import RunSpec, check_attacks, check_class_ids
-from velocity.storage import Checkpoint, resolve_storage, save_checkpoint
+from velocity.sweepdir.checkpoints import Checkpoint, resolve_storage, save_checkpoint
+from velocity.sweepdir.io import atomic_write_csv, atomic_write_json
 
 ROUND_COLUMNS = (
     "round",
@@ -361,7 +361,7 @@ def check_spec(spec: RunSpec) -> int:
     """Raise ``ValueError`` now if the run cannot start or could not finish; else the
     dataset's number of classes (for :func:`check_run_attacks` on runs that share the setup).
 
-    Checks, before anything is written (``velocity.sweep.check_setups`` calls it for
+    Checks, before anything is written (``velocity.engine.sweep.check_setups`` calls it for
     each distinct setup, ``velocity run`` for its one run):
 
     * the memory the dataset and the training would need (estimated, and compared

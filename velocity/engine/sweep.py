@@ -3,19 +3,19 @@
 This module is the public face of a sweep: :func:`run_sweep`, its
 :class:`SweepResult`, and the refusals made before any work (:func:`check_setups`,
 :func:`ensure_writable_dir`, duplicate names, a non-empty or changed output
-directory). Where runs execute is an :class:`~velocity.executors.Executor` chosen by
+directory). Where runs execute is an :class:`~velocity.engine.executors.Executor` chosen by
 ``backend``: ``"local"``, a process pool with its workers and crash recovery
-(:mod:`velocity._pool`), or ``"ray"``, one Ray task per run (:mod:`velocity._ray`).
-``status.json`` and :func:`read_status` live in :mod:`velocity._status`. The names
+(:mod:`velocity.engine.pool`), or ``"ray"``, one Ray task per run (:mod:`velocity.engine.ray`).
+``status.json`` and :func:`read_status` live in :mod:`velocity.engine.status`. The names
 tests and callers use are re-exported here.
 
 The sweep directory follows ``docs/files.md``: ``plan.json`` and ``manifest.json``
 first, ``status.json`` rewritten (atomically) whenever a run starts or ends, one
-directory per run, and at the end the reports of :func:`velocity.report.render_all`
+directory per run, and at the end the reports of :func:`velocity.report.render.render_all`
 (``comparison.json``/``comparison.md``, the plots and ``report.html``).
 
 One driver per sweep directory: :func:`run_sweep` holds the directory's lock
-(:mod:`velocity.sweeplock`, ``<dir>/.lock``) for its whole life — a fresh sweep from
+(:mod:`velocity.sweepdir.lock`, ``<dir>/.lock``) for its whole life — a fresh sweep from
 the moment the directory is created, a resume before it reads anything — and a
 second driver is refused (``SpecError``: ``sweep D is running (pid N)``). The lock
 is the kernel's, so one left by a killed driver never blocks a resume.
@@ -32,7 +32,7 @@ written) stops the sweep as ``failed`` with the reason (``disk full (No space
 left on device) while writing F``): the run that could not write is failed, the
 others cancelled, and ``status.json`` records it (the lock file holds a little
 disk space in reserve for that). The test-only environment hooks are described
-in :mod:`velocity._pool`.
+in :mod:`velocity.engine.pool`.
 """
 
 from __future__ import annotations
@@ -49,15 +49,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from velocity import sweeplock
-from velocity._pool import (
+from velocity.engine.executors import (
+    BACKENDS,
+    ExecutionSettings,
+    default_parallel,
+    make_executor,
+    stop_on_signals,
+)
+from velocity.engine.pool import (
     PINNED_ENV,
     START_METHOD_ENV,
     TEST_CRASH_ENV,
     TEST_RAISE_ENV,
     TEST_SLOW_ENV,
 )
-from velocity._status import (
+from velocity.engine.status import (
     FinishedCheck,
     RunOutcome,
     Tracker,
@@ -67,21 +73,14 @@ from velocity._status import (
     write_failure,
 )
 from velocity.errors import SpecError, format_validation_error
-from velocity.executors import (
-    BACKENDS,
-    ExecutionSettings,
-    default_parallel,
-    make_executor,
-    stop_on_signals,
-)
-from velocity.runio import (
+from velocity.spec import RankBy, RunSpec
+from velocity.sweepdir import lock as sweeplock
+from velocity.sweepdir.io import (
     atomic_write_json,
     describe_write_error,
     read_json,
     remove_stray_temp_files,
 )
-from velocity.spec import RunSpec
-from velocity.verdict import RankBy
 
 __all__ = [
     "BACKENDS",
@@ -197,7 +196,7 @@ def run_sweep(
         )
         check_setups(todo)
 
-        from velocity._progress import make_progress
+        from velocity.engine.progress import make_progress
 
         with executor:  # starts or joins Ray after the other refusals; stops what it started
             created: list[Path] = []
@@ -253,7 +252,7 @@ def run_sweep(
         lock.shrink_reserve(_file_size(out_dir / "status.json") + 16 * 1024)
         comparison = None
         try:
-            from velocity.report import render_all
+            from velocity.report.render import render_all
 
             comparison = render_all(
                 out_dir, wall_s=wall_s, parallel=workers, rank_by=rank_by
@@ -296,7 +295,7 @@ def _write_plan(
     resume: bool,
 ) -> None:
     """Write ``plan.json`` and ``manifest.json``; a failed write is a ``SpecError``."""
-    from velocity.manifest import capture_manifest
+    from velocity.engine.manifest import capture_manifest
 
     try:
         atomic_write_json(
@@ -544,7 +543,7 @@ def check_setups(runs: Sequence[RunSpec]) -> None:
     Runs that differ only in name, attacks or repeat share a setup: each distinct setup
     is loaded and checked once, and every run's attacks are checked against it.
     """
-    from velocity.server import check_run_attacks, check_spec
+    from velocity.sim.server import check_run_attacks, check_spec
 
     classes: dict[str, int] = {}
     for spec in runs:

@@ -12,7 +12,7 @@ Pool workers forked by the driver (the ``fork`` start method) share the open fil
 so the directory stays locked while any of them is alive: a resume cannot start
 while an orphaned worker might still write into it. Workers started otherwise
 (``forkserver``, ``spawn``) do not hold it; every worker checks with :func:`holder`
-that its driver still holds the lock before it touches a run (``velocity._pool``).
+that its driver still holds the lock before it touches a run (``velocity.engine.pool``).
 
 The lock file also holds a little disk space in reserve (:meth:`SweepLock.reserve`),
 which a sweep that meets a full disk frees to record how it ended. The file is

@@ -130,6 +130,19 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_optional_json(path: Path) -> dict[str, Any]:
+    """A JSON object file, or ``{}`` when it is absent, unreadable or not an object.
+
+    For the files a report can do without (``plan.json``, ``status.json``,
+    ``manifest.json``): a damaged one never stops a report.
+    """
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def describe_write_error(exc: OSError) -> str:
     """One line for a failed write: ``disk full (No space left on device) while writing F``."""
     where = f" while writing {exc.filename}" if exc.filename else ""
@@ -161,11 +174,11 @@ def remove_stray_temp_files(
 
     A temp file whose writer is alive (a write in progress) is kept, except this
     process's own (it is not writing now: its writes are synchronous). ``alive``
-    is the liveness test (default :func:`velocity.sweeplock.pid_alive`). Temp files
+    is the liveness test (default :func:`velocity.sweepdir.lock.pid_alive`). Temp files
     named by an older velocity (no pid) are kept: their writer is unknown.
     """
     if alive is None:
-        from velocity.sweeplock import pid_alive
+        from velocity.sweepdir.lock import pid_alive
 
         alive = pid_alive
     directory = Path(directory)

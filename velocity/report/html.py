@@ -1,7 +1,7 @@
 """``report.html``: the whole verdict of a sweep in one self-contained file.
 
-:func:`render_html` turns a comparison (see :mod:`velocity.report`), the rendered
-plots (:mod:`velocity.plots`) and the sweep's ``manifest.json`` into one HTML page,
+:func:`render_html` turns a comparison (see :mod:`velocity.report.comparison`), the rendered
+plots (:mod:`velocity.report.plots`) and the sweep's ``manifest.json`` into one HTML page,
 in the order an agent or a person acts on it:
 
 1. the header figures and the experiment's setting;
@@ -33,10 +33,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from velocity.fmt import cell_accuracy, num, pct, pp, seconds, signed, with_std
-from velocity.plots import Plot
-from velocity.report import header_lines, recommendation_title, winner_line
-from velocity.verdict import NO_ATTACK
+from velocity.report.fmt import cell_accuracy, num, pct, pp, seconds, signed, with_std
+from velocity.report.markdown import header_lines, recommendation_title, winner_line
+from velocity.report.plots import Plot
+from velocity.spec import NO_ATTACK
 
 FILE = "report.html"
 

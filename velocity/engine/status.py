@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from velocity.runio import atomic_write_json, describe_write_error, read_json_object
 from velocity.spec import RunSpec
-from velocity.sweeplock import pid_alive
+from velocity.sweepdir.io import atomic_write_json, describe_write_error, read_json_object
+from velocity.sweepdir.lock import pid_alive
 
 
 @dataclass
@@ -71,7 +71,7 @@ def read_status(sweep_dir: Path) -> dict[str, Any]:
 def _driven(sweep_dir: Path, status: dict[str, Any]) -> bool:
     """Whether a live process drives the sweep: its lock is held (older sweeps, without a
     lock file: the pid in status.json is alive)."""
-    from velocity import sweeplock
+    from velocity.sweepdir import lock as sweeplock
 
     if os.path.lexists(sweep_dir / sweeplock.LOCK_FILE):
         return sweeplock.holder(sweep_dir) is not None
@@ -136,7 +136,7 @@ class Tracker:
         summary: dict[str, Any] | None = None,
         worker: dict[str, Any] | None = None,
     ) -> None:
-        from velocity._progress import describe
+        from velocity.engine.progress import describe
 
         with self.lock:
             run = self.runs[name]
@@ -400,7 +400,7 @@ def _checkpoint_problem(run_dir: Path, summary: dict[str, Any], spec: RunSpec) -
     path = Path(checkpoint)
     own = not path.is_absolute()
     path = run_dir / path if own else path
-    from velocity.storage import load_checkpoint
+    from velocity.sweepdir.checkpoints import load_checkpoint
 
     try:
         saved = load_checkpoint(path)

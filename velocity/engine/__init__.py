@@ -1,0 +1,11 @@
+"""A sweep: its plan, the executors (a local process pool, Ray), its status and progress.
+
+:func:`velocity.engine.sweep.run_sweep` validates every run before anything is
+written, takes the sweep directory's lock, runs each RunSpec through
+``velocity.sim.server.run_one`` in a worker, tracks ``status.json``, survives
+failing runs, and ends with the reports.
+
+May import: the vocabulary, the sweep directory, the simulation, and the reports
+(only ``velocity.report.render`` at the end of a sweep). Never: the CLI or the MCP
+server.
+"""
