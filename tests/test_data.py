@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from velocity.sim.data import Dataset, DatasetError, list_datasets, load_dataset, partition
+from velocity.catalog import list_datasets
+from velocity.sim.data import Dataset, DatasetError, load_dataset, partition
 
 
 def _assert_well_formed(ds: Dataset) -> None:
@@ -333,7 +334,7 @@ def test_partition_errors_name_field_value_and_allowed(kwargs, pattern):
 
 
 def test_known_shape_matches_what_loading_gives():
-    from velocity.sim.data import known_num_classes, known_shape
+    from velocity.catalog import known_num_classes, known_shape
 
     ds = load_dataset("digits", seed=0)
     samples, features, classes = known_shape("digits")

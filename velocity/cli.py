@@ -554,7 +554,7 @@ def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 def catalog() -> dict[str, Any]:
     """Every strategy, attack, dataset and model, with parameters (``strategies --json``)."""
     from velocity.attacks import attack_schemas
-    from velocity.sim.data import list_datasets
+    from velocity.catalog import list_datasets
     from velocity.sim.models import list_models
     from velocity.strategy import strategy_schemas
 

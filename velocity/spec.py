@@ -52,8 +52,8 @@ from pydantic import (
 from velocity import _core
 from velocity._inline import did_you_mean, short_repr, shown
 from velocity.attacks import AttackSpec, attack_schemas, parse_attack
+from velocity.catalog import known_num_classes
 from velocity.errors import SpecError, format_validation_error
-from velocity.sim.data import known_num_classes
 from velocity.strategy import Strategy, parse_strategy
 
 #: The attack label of a run without attack (its condition in every report).

@@ -34,14 +34,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from velocity._inline import did_you_mean, short_repr, shown
+from velocity.catalog import DATASETS, SYNTHETIC_DEFAULTS, known_shape
 
 __all__ = [
     "Dataset",
     "DatasetError",
     "estimate_dataset_bytes",
-    "known_num_classes",
-    "known_shape",
-    "list_datasets",
     "load_dataset",
     "partition",
 ]
@@ -50,33 +48,13 @@ _DIGITS_PATH = Path(__file__).parents[1] / "datasets" / "digits.csv.gz"
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LABEL_COLUMNS = ("label", "labels")
 _IMAGE_COLUMNS = ("image", "img", "pixels")
-_SYNTHETIC_DEFAULTS: dict[str, float] = {
-    "n_samples": 2000,
-    "n_features": 20,
-    "n_classes": 10,
-    "class_sep": 1.0,
-}
 _SYNTHETIC_INT_MINIMA = {"n_samples": 4, "n_features": 1, "n_classes": 2}
 _HF_PARAMS = ("config", "label_column", "feature_column")
 _HF_EXAMPLES = ("ylecun/mnist", "zalando-datasets/fashion_mnist", "uoft-cs/cifar10")
-#: The embedded digits: samples, features, classes (checked by tests against the file).
-_DIGITS_SHAPE = (1797, 64, 10)
 #: Largest class_sep of the synthetic data (centres ~ N(0, class_sep²)).
 _MAX_CLASS_SEP = 1e6
 _SCHEMES = ("iid", "dirichlet")
 _DIRICHLET_TRIES = 10
-
-_DATASETS = {
-    "digits": "UCI handwritten digits, 1,797 8x8 images, 10 classes (embedded, offline)",
-    "synthetic": (
-        "seeded Gaussian clusters; params n_samples (2000), n_features (20), "
-        "n_classes (10), class_sep (1.0)"
-    ),
-    "owner/name": (
-        "a Hugging Face dataset already in the local cache, or a save_to_disk directory "
-        "(needs the hf extra)"
-    ),
-}
 
 
 class DatasetError(ValueError):
@@ -117,43 +95,6 @@ class Dataset:
     def num_features(self) -> int:
         """Length of one flat feature vector."""
         return int(self.x_train.shape[1])
-
-
-def list_datasets() -> dict[str, str]:
-    """Return the known dataset ids, each with a one-line description.
-
-    Returns
-    -------
-    dict of str to str
-        Dataset id to description. ``"owner/name"`` stands for any Hugging Face id.
-    """
-    return dict(_DATASETS)
-
-
-def known_shape(
-    dataset_id: str, params: Mapping[str, Any] | None = None
-) -> tuple[int, int, int] | None:
-    """``(samples, features, classes)`` of a built-in dataset without loading it.
-
-    None for a Hugging Face dataset (only loading it tells) and for synthetic
-    parameters that :func:`load_dataset` would refuse anyway.
-    """
-    if dataset_id == "digits":
-        return _DIGITS_SHAPE
-    if dataset_id != "synthetic":
-        return None
-    p = {**_SYNTHETIC_DEFAULTS, **(params or {})}
-    values = [p.get(key) for key in ("n_samples", "n_features", "n_classes")]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-        return None
-    n, f, c = (int(v) for v in values)  # type: ignore[arg-type]
-    return n, f, c
-
-
-def known_num_classes(dataset_id: str, params: Mapping[str, Any] | None = None) -> int | None:
-    """The number of classes of a built-in dataset, without loading it (else None)."""
-    shape = known_shape(dataset_id, params)
-    return shape[2] if shape else None
 
 
 def estimate_dataset_bytes(
@@ -244,8 +185,8 @@ def load_dataset(
         x, y = _digits_raw()
         return _finish(dataset_id, x, y, 10, (8, 8), seed, test_fraction, standardize=True)
     if dataset_id == "synthetic":
-        _check_params(dataset_id, params, tuple(_SYNTHETIC_DEFAULTS))
-        x, y, num_classes = _synthetic(seed, {**_SYNTHETIC_DEFAULTS, **params})
+        _check_params(dataset_id, params, tuple(SYNTHETIC_DEFAULTS))
+        x, y, num_classes = _synthetic(seed, {**SYNTHETIC_DEFAULTS, **params})
         shape = (x.shape[1],)
         return _finish(dataset_id, x, y, num_classes, shape, seed, test_fraction, standardize=True)
     if _is_dir(dataset_id) or _HF_ID.match(dataset_id):
@@ -374,7 +315,7 @@ def _is_file(path: Path) -> bool:
 
 
 def _unknown_id_message(dataset_id: str) -> str:
-    known = [k for k in _DATASETS if k != "owner/name"]
+    known = [k for k in DATASETS if k != "owner/name"]
     spellings = {k: k for k in known}
     for hf_id in _HF_EXAMPLES:
         spellings[hf_id] = spellings[hf_id.split("/")[1]] = hf_id
