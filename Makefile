@@ -6,17 +6,29 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PYO3_PYTHON := $(abspath $(BIN))/python
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo ci install chromium rust-toolchain rust-check lint stubtest test bench clean
+.PHONY: demo ci install chromium fashion-mnist rust-toolchain rust-check lint stubtest test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-## install: dev dependencies (+ the optional HF loader, tested offline, Ray for the
-## ray backend's tests, and matplotlib for the report plots, which `make demo` draws
-## too) and the extension, built in release mode (editable install)
-install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,hf,ray,plots]'
+## The extension and what the demo needs (numpy, pydantic, mcp, matplotlib): built
+## again only when the Rust sources or pyproject.toml change (a stamp file).
+CORE := $(VENV)/.velocity-core
+$(CORE): $(BIN)/python pyproject.toml Cargo.toml $(shell find crates -name '*.rs' -o -name Cargo.toml)
+	$(BIN)/pip install -q -e '.[plots]'
+	touch $@
+
+## install: the extension plus the dev tools and every optional backend the tests cover:
+## torch (the CNN and your-own-model paths), Ray, the Hugging Face loader (tested offline).
+## The extras' requirements are installed from pyproject.toml without rebuilding the
+## extension.
+EXTRAS := $(VENV)/.velocity-extras
+$(EXTRAS): pyproject.toml | $(CORE)
+	$(BIN)/pip install -q $$($(BIN)/python tools/extras.py dev hf ray plots torch)
+	touch $@
+
+install: $(CORE) $(EXTRAS)
 
 ## chromium: the headless browser the report.html test opens (Debian's package); never
 ## fails: without it (no apt, not root) that one test skips and says why
@@ -25,13 +37,25 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 	  || echo "chromium unavailable: the browser test will skip"
 
+## fashion-mnist: Fashion-MNIST's IDX files from Debian's dataset-fashion-mnist package
+## (/usr/share/datasets/fashion-mnist); never fails: without it the demo uses the
+## embedded digits and the real-data tests skip, saying why
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@test -d $(FASHION_MNIST) || { command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      dataset-fashion-mnist; }; }; } \
+	  || echo "dataset-fashion-mnist unavailable: the Fashion-MNIST tests will skip"
+
 ## the MCP Inspector, a real third-party MCP client used by the tests (Node 20: 0.15.0)
 INSPECTOR := node_modules/.bin/mcp-inspector
 $(INSPECTOR):
 	npm install --no-save --no-package-lock --no-audit --no-fund @modelcontextprotocol/inspector@0.15.0
 
-## demo: run the example strategy x attack sweep on the embedded digits data
-demo: install
+## demo: run the example strategy x attack sweep on the embedded digits data (installs
+## only the extension and matplotlib)
+demo: $(CORE)
 	$(BIN)/velocity sweep examples/experiment.toml
 
 rust-toolchain:
@@ -42,15 +66,20 @@ rust-check: rust-toolchain $(BIN)/python
 	cargo clippy --all-targets --all-features -- -D warnings
 	cargo test --quiet
 
+## lint: ruff, the type checker (with the pydantic plugin) and the layer contracts
+## (import-linter: CLI > engine > simulation | reports > sweep directory > vocabulary;
+## the MCP server never imports the engine, the simulation or the CLI)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy velocity velocity_mcp
+	$(BIN)/lint-imports
 
 stubtest: install
-	$(BIN)/python -m mypy.stubtest velocity._core --ignore-missing-stub \
+	$(BIN)/python -m mypy.stubtest velocity._core \
 		--allowlist .mypy-stubtest-allowlist
 
-test: install $(INSPECTOR) chromium
+test: install $(INSPECTOR) chromium fashion-mnist
 	$(BIN)/pytest -q
 
 ## ci: everything CI checks, in one command

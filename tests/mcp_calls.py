@@ -42,7 +42,7 @@ async def wait_done(client: Client, sweep_id: str, timeout: float = 180) -> dict
 
 FAKE_SWEEP = textwrap.dedent(
     """
-    # Behaves like `velocity sweep EXPERIMENT --resume DIR` on the file side.
+    # Behaves like `velocity sweep DIR/experiment.json --out DIR` on the file side.
     import json, os, signal, sys, time
     from pathlib import Path
 
@@ -52,13 +52,19 @@ FAKE_SWEEP = textwrap.dedent(
     if mode == "crash":
         print("fake sweep: refusing to start", file=sys.stderr)
         sys.exit(3)
-    out = Path(sys.argv[sys.argv.index("--resume") + 1])
+    from velocity.spec import build_sweep
+    from velocity.sweepdir.files import write_plan
+    from velocity.sweepdir.models import Plan
+
+    out = Path(sys.argv[sys.argv.index("--out") + 1])
     lock = acquire(out)  # held until exit, as `velocity sweep` does
     if mode == "refuse":
         print("velocity: error: run 'FedAvg': fake refusal of the input", file=sys.stderr)
         sys.exit(2)
-    plan = json.loads((out / "plan.json").read_text())
-    names = [r["name"] for r in plan["runs"]]
+    spec = build_sweep(json.loads(Path(sys.argv[sys.argv.index("--out") - 1]).read_text()))
+    runs = spec.expand()
+    write_plan(out, Plan.of(runs, parallel=1, rank_by=spec.shared.rank_by, created_at="now"))
+    names = [r.name for r in runs]
 
     def write(state, runs):
         status = {"state": state, "pid": os.getpid(), "started_at": "2026-01-01T00:00:00+00:00",

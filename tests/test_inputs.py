@@ -35,8 +35,9 @@ from velocity import _core
 from velocity._inline import closest, coerce, parse_int
 from velocity.attacks import attack_schemas, parse_attack, valid_attacks
 from velocity.errors import SpecError
-from velocity.spec import SWEEP_FILES, build_sweep
+from velocity.spec import build_sweep
 from velocity.strategy import ALL_STRATEGIES, FedMedian, GeometricMedian, parse_strategy
+from velocity.sweepdir.names import SWEEP_FILES
 
 LONG = "a" * 300  # longer than NAME_MAX (255)
 
@@ -607,11 +608,18 @@ def test_python_and_rust_suggest_the_same_name(name: str, suggestion: str | None
         assert f"did you mean '{suggestion}'" in rust, rust
 
 
-def test_sweep_files_are_declared_once_and_refused_as_names() -> None:
+def test_sweep_files_are_declared_once_and_refused_as_names(tmp_path: Path) -> None:
+    """The sweep directory knows its files (velocity.sweepdir.names): a sweep refuses a run
+    named like one (any case) before it writes anything."""
+    from velocity.engine.sweep import run_sweep
+
     assert len(set(SWEEP_FILES)) == len(SWEEP_FILES)
-    for reserved in SWEEP_FILES:
-        with pytest.raises(SpecError):
-            build_sweep({"runs": [{"name": reserved, "strategy": "FedAvg"}]})
+    for reserved in (*SWEEP_FILES, *(f.upper() for f in SWEEP_FILES)):
+        out = tmp_path / "out"
+        with pytest.raises(SpecError, match=r"sweep file|must be"):
+            runs = build_sweep({"runs": [{"name": reserved, "strategy": "FedAvg"}]}).expand()
+            run_sweep(runs, out, progress=False)
+        assert not out.exists()
 
 
 # --------------------------------------------------------------------------- hypothesis: spec

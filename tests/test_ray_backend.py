@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from velocity.engine.sweep import TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV, run_sweep
+from velocity.engine.pool import TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV
+from velocity.engine.sweep import run_sweep
 from velocity.errors import SpecError
 from velocity.spec import build_sweep, matrix_spec
 

@@ -153,15 +153,16 @@ def test_fast_rounds_rewrite_progress_files_at_most_every_interval(
     # Rewriting a file atomically costs ~1.5 ms on ext4, more than a small round: a run
     # rewrites its growing CSVs by time, not by round, and completes them at the end.
     import velocity.sim.server as server_module
+    import velocity.sweepdir.files as files_module  # every run file is written there
 
     writes: list[str] = []
-    real_write = server_module.atomic_write_csv
+    real_write = files_module.atomic_write_csv
 
     def counting_write(path: Path, *args: object) -> None:
         writes.append(Path(path).name)
         real_write(path, *args)
 
-    monkeypatch.setattr(server_module, "atomic_write_csv", counting_write)
+    monkeypatch.setattr(files_module, "atomic_write_csv", counting_write)
     monkeypatch.setattr(server_module, "PROGRESS_INTERVAL_S", 3600.0)
     spec = RunSpec(name="fast", strategy="FedAvg", rounds=12, clients=4)
     summary = run_one(spec, tmp_path / "run")

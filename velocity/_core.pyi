@@ -14,10 +14,27 @@ from typing import Any, Literal, TypedDict, final
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "NonFiniteError",
+    "Orchestrator",
+    "Strategy",
+    "__version__",
+    "aggregate",
+    "attack_name",
+    "attack_schemas",
+    "byzantine_counts",
+    "strategy_schemas",
+    "valid_attacks",
+    "validate_attack",
+]
+
 __version__: str
 
 class ParamSchema(TypedDict):
-    """One attack parameter: its type, default and allowed range."""
+    """One strategy or attack parameter: its type, default and allowed range.
+
+    Ints are bounded by ``max`` (1,000,000 unless the registry says otherwise).
+    """
 
     type: Literal["float", "int"]
     default: float | int | None
@@ -29,6 +46,37 @@ class ParamSchema(TypedDict):
     class_id: bool
     """The value is a class id: below the dataset's number of classes."""
     description: str
+
+class ToleranceSchema(TypedDict):
+    """The parameter that sets how many Byzantine clients per round a rule tolerates."""
+
+    param: str
+    kind: Literal["count", "fraction"]
+    """``count``: the parameter is that number (Krum's f); ``fraction``: ⌊β·n⌋."""
+
+class StrategySchema(TypedDict):
+    """One strategy's registry entry: what it computes, its paper, its parameters
+    (the attacks' ``ParamSchema`` shape), its other names and its capabilities."""
+
+    description: str
+    reference: str
+    params: dict[str, ParamSchema]
+    aliases: list[str]
+    """Other accepted names (ByzFL's, Flower's, papers')."""
+    suggested_for: list[str]
+    """Names of similar but different rules: suggested for this one, never accepted."""
+    param_hints: dict[str, str]
+    """Other libraries' parameter names -> this rule's: suggested, never accepted."""
+    robust: bool
+    """False for plain means (FedAvg, FedProx), the non-robust reference."""
+    selection: bool
+    """Keeps a subset of the rows and reports it (Krum, MultiKrum, Bulyan)."""
+    tolerance: ToleranceSchema | None
+    proximal_param: str | None
+    """The parameter μ of the proximal term μ/2·‖w − wᵗ‖² clients add to their
+    local loss (FedProx's ``mu``); None: clients minimise their plain loss."""
+    uses_previous_aggregate: bool
+    """Aggregation reads the previous round's aggregate (CenteredClipping)."""
 
 class AttackSchema(TypedDict):
     """One attack: its kind, what it does, its paper, and its parameters."""
@@ -65,8 +113,16 @@ class NonFiniteError(ValueError):
 
 @final
 class Strategy:
-    """An immutable, validated aggregation rule. Build it with a factory."""
+    """An immutable, validated aggregation rule: a registry entry and its parameters.
 
+    ``Strategy(name, params)`` checks ``params`` against the entry of ``name`` (or an
+    alias) and fills the defaults; a bad value is a ``ValueError`` naming
+    ``Name.param``, the value and the range. The named factories below are the
+    nine original rules' typed constructors (a wrong type is a ``TypeError``);
+    a newly registered strategy has none.
+    """
+
+    def __new__(cls, name: str, params: dict[str, Any] | None = None) -> Strategy: ...
     @staticmethod
     def fedavg() -> Strategy: ...
     @staticmethod
@@ -88,9 +144,24 @@ class Strategy:
     @property
     def name(self) -> str: ...
     @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter with its value (defaults filled), in schema order."""
+    @property
     def is_selection(self) -> bool: ...
+    @property
+    def is_robust(self) -> bool: ...
+    @property
+    def proximal_mu(self) -> float:
+        """μ of the proximal term μ/2·‖w − wᵗ‖² each client adds to its local loss
+        (0.0 when clients minimise their plain loss)."""
+    @property
+    def uses_previous_aggregate(self) -> bool:
+        """Whether aggregation reads the previous round's aggregate."""
     def check_clients(self, n: int) -> None:
         """Raise ValueError when n clients are too few for this strategy."""
+    def configured_byzantine(self, n: int) -> int | None:
+        """Byzantine clients per round among n this configuration tolerates (None
+        for rules without such a parameter)."""
 
 def aggregate(
     strategy: Strategy,
@@ -103,6 +174,9 @@ def aggregate(
     Returns the aggregate and, for selection strategies (Krum, MultiKrum,
     Bulyan), the sorted row indices they kept (``None`` otherwise).
     """
+
+def strategy_schemas() -> dict[str, StrategySchema]:
+    """Every strategy's registry entry, in registry (catalog) order."""
 
 def valid_attacks() -> list[str]: ...
 def attack_name(name: str) -> str:

@@ -3,12 +3,14 @@
 Strategies (``Krum:f=2``) and attacks (``gaussian_noise:sigma=0.5,fraction=0.3``) are
 both written this way on the command line, in MCP arguments and in TOML strings.
 This module only splits the text and converts values to the declared types; what
-the names and types are comes from the strategy dataclasses and the Rust attack
-schemas.
+the names and types are comes from the Rust registries, whose ``ParamSchema`` dicts
+(``_core.strategy_schemas()``, ``_core.attack_schemas()``) both go through
+:func:`coerce_params`: one dialect for every parameter, whoever owns it.
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -49,8 +51,9 @@ def coerce(value: Any, kind: ValueType, *, nullable: bool, where: str) -> Any:
 
     ``where`` names the parameter in error messages, e.g. ``"Krum.f"``. Integers are
     parsed exactly (``9007199254740993`` stays itself; ``1e3`` and ``2.0`` are read
-    as the integers they spell); booleans are never numbers. Ranges are checked by
-    whoever owns the parameter (the Rust factories and attack schemas).
+    as the integers they spell); numpy scalars are numbers like Python's; booleans
+    (Python's or numpy's) are never numbers. Ranges are checked by whoever owns the
+    parameter (the Rust registries).
     """
     if isinstance(value, str):
         text = value.strip()
@@ -63,23 +66,88 @@ def coerce(value: Any, kind: ValueType, *, nullable: bool, where: str) -> Any:
         if isinstance(value, bool):
             return value
     elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if _is_bool(value) or not _is_number(value):
             raise ValueError(f"{where} must be an integer, got {short_repr(value)}")
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(f"{where} must be an integer, got {short_repr(value)}")
-            value = int(value)
-        return value
+        if isinstance(value, numbers.Integral) or not isinstance(value, numbers.Real):
+            return int(value.__index__())
+        try:
+            integral = float(value).is_integer()
+        except OverflowError:
+            integral = False
+        if not integral:
+            raise ValueError(f"{where} must be an integer, got {short_repr(value)}")
+        return int(float(value))
     elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if _is_bool(value) or not _is_number(value):
             raise ValueError(f"{where} must be a number, got {short_repr(value)}")
         try:
-            return float(value)
+            return float(value if isinstance(value, numbers.Real) else value.__index__())
         except OverflowError:
             raise ValueError(f"{where} must be a finite number, got {short_repr(value)}") from None
     elif isinstance(value, str):
         return value
     raise ValueError(f"{where} must be {_KIND_TEXT[kind]}, got {short_repr(value)}")
+
+
+def _is_bool(value: Any) -> bool:
+    """Python's and numpy's booleans (never numbers here; Rust's ``args::is_bool``)."""
+    return isinstance(value, bool) or type(value).__name__ in {"bool", "bool_"}
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (Python's, numpy's, ``Fraction``) or an integer-like (``__index__``)."""
+    return isinstance(value, numbers.Real) or hasattr(type(value), "__index__")
+
+
+def coerce_params(
+    raw: Mapping[Any, Any],
+    schema: Mapping[str, Mapping[str, Any]],
+    *,
+    owner: str,
+    what: str,
+    hints: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Check parameter names against a registry's ``ParamSchema`` dicts and convert
+    each value to its declared type with :func:`coerce`.
+
+    ``owner`` prefixes a parameter in messages (``Krum.f``); ``what`` names the owner
+    in an unknown-parameter message (``Krum``, ``attack 'alie'``); ``hints`` maps other
+    libraries' parameter names to ours (only suggested). Ranges are left to Rust.
+
+    Raises
+    ------
+    ValueError
+        An unknown parameter (with the close match and the valid names, sorted), or
+        a value that is not of the declared type.
+    """
+    unknown = sorted((k for k in raw if not isinstance(k, str) or k not in schema), key=str)
+    if unknown:
+        valid = sorted(schema)
+        hint = did_you_mean(str(unknown[0]), {**(hints or {}), **{a: a for a in valid}})
+        raise ValueError(
+            f"unknown parameter {short_repr(unknown[0])} for {what}{hint}; "
+            f"valid: {', '.join(valid) if valid else 'none'}"
+        )
+    return {
+        key: coerce(
+            value, schema[key]["type"], nullable=schema[key]["nullable"], where=f"{owner}.{key}"
+        )
+        for key, value in raw.items()
+    }
+
+
+def range_text(param: Mapping[str, Any]) -> str:
+    """A ``ParamSchema``'s range as text: ``[0.0, 0.5)``, ``>= 0.0``, ``> 0.0`` or ``any``."""
+    lo, hi = param.get("min"), param.get("max")
+    if lo is not None and hi is not None:
+        left = "[" if param.get("min_inclusive", True) else "("
+        right = "]" if param.get("max_inclusive", True) else ")"
+        return f"{left}{lo}, {hi}{right}"
+    if lo is not None:
+        return f"{'>=' if param.get('min_inclusive', True) else '>'} {lo}"
+    if hi is not None:
+        return f"{'<=' if param.get('max_inclusive', True) else '<'} {hi}"
+    return "any"
 
 
 _KIND_TEXT = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}

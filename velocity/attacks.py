@@ -1,9 +1,12 @@
-"""Attacks: a thin, typed face over the Rust registry (``crates/velocity-core/src/security.rs``).
+"""Attacks: a thin, typed face over the Rust registry (``crates/velocity-core/src/security/``).
 
 The registry in Rust is the single source of truth for attack names, kinds
 (``update`` attacks rewrite a Byzantine client's update; ``data`` attacks poison
-its labels before training), parameter schemas and implementations. This module
-only reads it: adding an attack touches security.rs and nothing here.
+its labels before training), parameter schemas and implementations: one file per
+attack plus one line in ``ATTACKS`` (``security/mod.rs``). This module only reads
+it: adding an attack changes nothing here. Parameters go through the same
+:func:`velocity._inline.coerce_params` as the strategies' (one dialect), then Rust
+checks the ranges.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from velocity import _core
-from velocity._inline import coerce, did_you_mean, short_repr, split_inline
+from velocity._inline import coerce_params, short_repr, split_inline
 from velocity.errors import format_validation_error
 
 #: Parameter names of other libraries (ByzFL, Flower, papers) -> ours: suggested when
@@ -72,21 +75,13 @@ class AttackSpec(BaseModel):
             raise ValueError(
                 f"{name}.params must be a table of key = value, got {short_repr(params)}"
             )
-        params = dict(params)
-        schema = attack_schemas()[name]
-        for key, value in params.items():
-            spec = schema["params"].get(key) if isinstance(key, str) else None
-            if spec is None:
-                allowed = sorted(schema["params"])
-                hint = did_you_mean(str(key), {**PARAM_HINTS, **{a: a for a in allowed}})
-                raise ValueError(
-                    f"unknown parameter {short_repr(key)} for attack {name!r}{hint}; "
-                    f"valid: {', '.join(allowed)}"
-                )
-            if isinstance(value, str):
-                params[key] = coerce(
-                    value, spec["type"], nullable=spec["nullable"], where=f"{name}.{key}"
-                )
+        params = coerce_params(
+            params,
+            attack_schemas()[name]["params"],
+            owner=name,
+            what=f"attack {name!r}",
+            hints=PARAM_HINTS,
+        )
         return {"type": name, "params": dict(_core.validate_attack(name, params))}
 
     @property

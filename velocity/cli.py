@@ -1,4 +1,4 @@
-"""The ``velocity`` command line: ``sweep``, ``run``, ``compare``, ``report``, ``strategies``.
+"""The ``velocity`` command line: ``sweep``, ``run``, ``report`` (or ``compare``), ``strategies``.
 
 Every form ends in the one spec code path (``velocity.spec``): an experiment
 file, or flags turned into the same ``SweepSpec`` by ``matrix_spec``. Nothing
@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from velocity.errors import SpecError, check_path_name, format_validation_error
+from velocity.sweepdir import names
 
 PROG = "velocity"
 
@@ -49,7 +50,12 @@ _SHARED_FLAGS = {
     "model": "model_id",
     "partition": "partition",
     "alpha": "alpha",
+    "shards_per_client": "shards_per_client",
+    "samples_per_client": "samples_per_client",
     "local_epochs": "local_epochs",
+    "local_steps": "local_steps",
+    "momentum": "momentum",
+    "device": "device",
     "batch_size": "batch_size",
     "lr": "lr",
     "fraction_fit": "fraction_fit",
@@ -240,27 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_cmd_run)
 
-    compare = sub.add_parser(
-        "compare", help="re-render a sweep dir's comparison (and its plots and report.html)"
-    )
-    compare.add_argument("sweep_dir", metavar="DIR")
-    _add_rank_by(compare, default_text="the sweep's own (plan.json), else accuracy")
-    compare.set_defaults(handler=_cmd_compare)
-
     report = sub.add_parser(
         "report",
-        help="re-render every report of a sweep dir: comparison.json/.md, PNGs, report.html",
-        description="Re-render comparison.json, comparison.md, curves.png, robustness.png "
-        "and report.html from the files of an existing sweep (any velocity version's).",
+        aliases=["compare"],
+        help=f"re-render a sweep dir's reports: {names.COMPARISON}/.md, PNGs, {names.REPORT}",
+        description=f"Re-render {names.COMPARISON}, {names.COMPARISON_MD}, {names.RESULTS}, "
+        f"{names.CURVES}, {names.ROBUSTNESS} and {names.REPORT} from the files of an existing "
+        "sweep (any velocity version's) and print its verdict. `velocity compare` is the same "
+        "command.",
     )
     report.add_argument("sweep_dir", metavar="DIR")
-    _add_rank_by(report, default_text="the sweep's own (plan.json), else accuracy")
+    _add_rank_by(report, default_text=f"the sweep's own ({names.PLAN}), else accuracy")
     report.set_defaults(handler=_cmd_report)
 
     strategies = sub.add_parser(
         "strategies", help="list strategies, attacks, datasets and models with parameters"
     )
-    strategies.add_argument("--json", action="store_true", help="machine-readable output")
+    output = strategies.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    output.add_argument(
+        "--markdown",
+        action="store_true",
+        help="the strategies and attacks tables of README.md (generated from the registries)",
+    )
     strategies.set_defaults(handler=_cmd_strategies)
     return parser
 
@@ -282,9 +290,20 @@ def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed (default 42)")
     parser.add_argument("--dataset", metavar="ID", help="digits (default), synthetic, owner/name")
     parser.add_argument("--model", metavar="ID", help="logreg (default), mlp, ...")
-    parser.add_argument("--partition", help="iid (default) or dirichlet")
+    parser.add_argument("--partition", help="iid (default), dirichlet or shards")
     parser.add_argument("--alpha", type=float, help="Dirichlet concentration (default 0.5)")
+    parser.add_argument(
+        "--shards-per-client", type=int, help="label-sorted shards per client (default 2)"
+    )
+    parser.add_argument(
+        "--samples-per-client", type=int, help="training samples per client, at most (default all)"
+    )
     parser.add_argument("--local-epochs", type=int, help="local epochs per round (default 1)")
+    parser.add_argument(
+        "--local-steps", type=int, help="local minibatch steps per round instead of epochs"
+    )
+    parser.add_argument("--momentum", type=float, help="client SGD momentum in [0, 1) (default 0)")
+    parser.add_argument("--device", help="torch models: auto (default), cpu or cuda")
     parser.add_argument("--batch-size", type=int, help="local minibatch size (default 32)")
     parser.add_argument("--lr", type=float, help="local learning rate (default 0.1)")
     parser.add_argument(
@@ -295,33 +314,14 @@ def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def split_items(values: Sequence[str] | None) -> list[str]:
-    """Split repeated, comma-separated list flags into items.
-
-    A comma starts a new item unless the text after it is ``key=value`` (an
-    ``=`` before any ``:``): that continues the parameters of the item before it.
+    """Split repeated, comma-separated list flags into items (``velocity.spec.split_items``).
 
     >>> split_items(["Krum:f=2,FedAvg", "gaussian_noise:sigma=0.5,fraction=0.3,zero"])
     ['Krum:f=2', 'FedAvg', 'gaussian_noise:sigma=0.5,fraction=0.3', 'zero']
     """
-    items: list[str] = []
-    for value in values or []:
-        current: list[str] = []
-        for piece in (p.strip() for p in value.split(",")):
-            if not piece:
-                continue
-            colon = piece.find(":")
-            is_param = "=" in piece and (colon < 0 or piece.index("=") < colon)
-            if not is_param:
-                current.append(piece)
-            elif current and ":" in current[-1]:
-                current[-1] += "," + piece
-            else:
-                raise SpecError(
-                    f"parameter {piece!r} in {value!r} does not follow a name; "
-                    "write it as Name:key=value,key=value"
-                )
-        items += current
-    return items
+    from velocity.spec import split_items as split
+
+    return split(values)
 
 
 # --------------------------------------------------------------------------- sweep
@@ -400,7 +400,7 @@ def _sweep_runs(
     if resume_dir is not None:
         if overrides:
             raise SpecError(
-                f"--resume {resume_dir} without CONFIG reruns its plan.json as it is; "
+                f"--resume {resume_dir} without CONFIG reruns its {names.PLAN} as it is; "
                 f"it cannot change {', '.join(sorted(overrides))}"
             )
         from velocity.report.comparison import plan_rank_by
@@ -413,23 +413,20 @@ def _sweep_runs(
 
 
 def _planned_runs(sweep_dir: Path) -> list[Any]:
-    from velocity.spec import RunSpec
-    from velocity.sweepdir.io import read_json
+    from velocity.sweepdir import files
 
     try:
-        plan = read_json(sweep_dir / "plan.json")
+        return files.read_plan_runs(sweep_dir)
     except FileNotFoundError:
         raise SpecError(
-            f"cannot resume {sweep_dir}: not a sweep directory (no plan.json)"
+            f"cannot resume {sweep_dir}: not a sweep directory (no {names.PLAN})"
         ) from None
-    except ValueError as exc:
-        raise SpecError(f"cannot resume {sweep_dir}: plan.json is malformed: {exc}") from None
-    try:
-        return [RunSpec.model_validate(run) for run in plan["runs"]]
-    except (KeyError, TypeError):
-        raise SpecError(f"cannot resume {sweep_dir}: plan.json has no runs") from None
+    except files.NoRunsError:
+        raise SpecError(f"cannot resume {sweep_dir}: {names.PLAN} has no runs") from None
     except ValidationError as exc:
-        raise SpecError(f"{sweep_dir / 'plan.json'}: {format_validation_error(exc)}") from None
+        raise SpecError(f"{sweep_dir / names.PLAN}: {format_validation_error(exc)}") from None
+    except ValueError as exc:
+        raise SpecError(f"cannot resume {sweep_dir}: {names.PLAN} is malformed: {exc}") from None
 
 
 def _print_sweep_result(result: Any) -> None:
@@ -474,6 +471,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.name:
         entry["name"] = args.name
     spec = build_sweep({"shared": shared, "runs": [entry]}).expand()[0]
+    names.check_run_name(spec.name)  # its directory goes where a sweep keeps its files
     out = check_path_name(args.out, "--out") if args.out else default_out("run")
     check_spec(spec)
     run_dir = out / spec.name
@@ -510,42 +508,42 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         f"accuracy {100 * summary['final_accuracy']:.1f}% after {summary['rounds_completed']} "
         f"rounds ({summary['elapsed_s']:.1f}s)"
     )
-    print(f"Files: {run_dir} (config.json, rounds.csv, summary.json, {summary['checkpoint']})")
+    written = ", ".join((names.CONFIG, names.ROUNDS, names.SUMMARY, str(summary["checkpoint"])))
+    print(f"Files: {run_dir} ({written})")
     return 0
 
 
-# --------------------------------------------------------------------------- compare, strategies
+# --------------------------------------------------------------------------- report, strategies
 
 
 def _sweep_dir_arg(args: argparse.Namespace) -> Path:
+    from velocity.sweepdir import files
+
     sweep_dir = check_path_name(args.sweep_dir, "DIR")
     if not sweep_dir.is_dir():
         raise SpecError(f"no such directory: {sweep_dir}")
-    if not any(sweep_dir.glob("*/config.json")):
-        raise SpecError(f"{sweep_dir} holds no runs (no <run>/config.json)")
+    if not files.has_runs(sweep_dir):
+        raise SpecError(f"{sweep_dir} holds no runs (no <run>/{names.CONFIG})")
     return sweep_dir
 
 
-def _cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    """``velocity report`` (alias ``compare``): every report rewritten, the verdict printed.
+
+    Exit 0 when every report was written, 1 when a plot or the page could not be.
+    """
     from velocity.report.markdown import render_console
     from velocity.report.render import render_all
-
-    sweep_dir = _sweep_dir_arg(args)
-    print(render_console(render_all(sweep_dir, rank_by=args.rank_by).comparison, sweep_dir))
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    """Exit 0 when every report was written, 1 when a plot or the page could not be."""
-    from velocity.report.render import render_all
+    from velocity.sweepdir import files
 
     sweep_dir = _sweep_dir_arg(args)
     rendered = render_all(sweep_dir, rank_by=args.rank_by)
-    names = ", ".join(path.name for path in rendered.files)
-    print(f"Wrote {names} in {sweep_dir} ({rendered.elapsed_s:.2f} s)")
+    print(render_console(rendered.comparison, sweep_dir))
+    written = ", ".join(path.name for path in rendered.files)
+    print(f"Wrote {written} in {sweep_dir} ({rendered.elapsed_s:.2f} s)")
     for note in rendered.notes:
         _print_error(note)
-    html = sweep_dir / "report.html"
+    html = files.report_path(sweep_dir, names.REPORT)
     if html in rendered.files:
         print(f"Report: {html}")
     return 1 if rendered.notes or html not in rendered.files else 0
@@ -571,11 +569,14 @@ def _cmd_strategies(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
+    if args.markdown:
+        print(registry_markdown(info), end="")
+        return 0
     lines = ["Strategies (--strategies Name:param=value,...)"]
     for name, schema in info["strategies"].items():
         lines.append(f"  {name}: {schema['description']}")
         lines += [
-            f"      {p}: {s['type']} = {s['default']}  ({s['allowed']})  {s['description']}"
+            f"      {p}: {s['type']} = {s['default']}  ({_range(s)})  {s['description']}"
             for p, s in schema["params"].items()
         ]
     lines += ["", "Attacks (--attacks name:param=value,...)"]
@@ -594,15 +595,84 @@ def _cmd_strategies(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _range(param: dict[str, Any]) -> str:
-    """``(0, 1]``-style interval of an attack parameter."""
-    low, high = param.get("min"), param.get("max")
-    if low is None and high is None:
-        text = "any"
-    else:
-        left = "[" if param.get("min_inclusive") and low is not None else "("
-        right = "]" if param.get("max_inclusive") and high is not None else ")"
-        text = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-    return text + (", or none" if param.get("nullable") else "")
+    """A strategy's or an attack's parameter range (``(0.0, 1.0]``, ``>= 0.0``), ``or None``."""
+    from velocity._inline import range_text
+
+    return range_text(param) + (" or None" if param.get("nullable") else "")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _params_cell(params: dict[str, Any]) -> str:
+    """``name``=default (range) for each parameter, or – for none."""
+    shown = [f"`{p}`={s['default']} ({_range(s)})" for p, s in params.items()]
+    return "; ".join(shown) if shown else "–"
+
+
+def _capabilities(schema: dict[str, Any]) -> str:
+    """What a strategy's registry entry declares beyond aggregating one round."""
+    declared = []
+    if not schema["robust"]:
+        declared.append("non-robust reference")
+    if schema["selection"]:
+        declared.append("selection (reports kept clients)")
+    if schema["tolerance"]:
+        declared.append(f"tolerance `{schema['tolerance']['param']}`")
+    if schema["proximal_param"]:
+        declared.append(f"proximal client term `{schema['proximal_param']}`")
+    if schema["uses_previous_aggregate"]:
+        declared.append("uses the previous aggregate")
+    return ", ".join(declared) if declared else "–"
+
+
+def registry_markdown(info: dict[str, Any] | None = None) -> str:
+    """The strategies and attacks tables of README.md, from the registries
+    (``velocity strategies --markdown``)."""
+    info = catalog() if info is None else info
+    lines = [
+        "| strategy | parameters (default, range) | rule | declares | paper |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, schema in info["strategies"].items():
+        aliases = f" (also {', '.join(f'`{a}`' for a in schema['aliases'])})"
+        cells = [
+            f"`{name}`" + (aliases if schema["aliases"] else ""),
+            _params_cell(schema["params"]),
+            schema["description"],
+            _capabilities(schema),
+            schema["reference"],
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    attacks = info["attacks"]
+    common = [
+        p
+        for p in next(iter(attacks.values()))["params"]
+        if all(p in a["params"] for a in attacks.values())
+    ]
+    first = next(iter(attacks.values()))["params"]
+    lines += [
+        "",
+        "Every attack also takes "
+        + ", ".join(f"`{p}`={first[p]['default']} ({_range(first[p])})" for p in common)
+        + ": how many clients are Byzantine (`count`, else `fraction` of them, fixed by the "
+        "seed) and in which rounds the attack is active.",
+        "",
+        "| attack | kind | parameters (default, range) | what it does | paper |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, schema in attacks.items():
+        own = {p: s for p, s in schema["params"].items() if p not in common}
+        cells = [
+            f"`{name}`",
+            schema["kind"],
+            _params_cell(own),
+            schema["description"],
+            schema["reference"],
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- helpers

@@ -61,25 +61,12 @@ NO_ATTACK = "none"
 #: What a verdict can rank strategies by.
 RankBy = Literal["accuracy", "loss"]
 RANK_BY: tuple[RankBy, ...] = ("accuracy", "loss")
-
-#: Files and the lock a sweep writes at the top of its directory (docs/files.md): a
-#: run may not be named like one of them (its directory would take the file's place).
-#: The one list of them; compared ignoring case (case-insensitive file systems).
-SWEEP_FILES = (
-    "plan.json",
-    "manifest.json",
-    "status.json",
-    "comparison.json",
-    "comparison.md",
-    "results.csv",
-    "report.html",
-    "curves.png",
-    "robustness.png",
-    "plots.json",
-    "experiment.json",
-    "sweep.log",
-    ".lock",
-)
+#: How the training data is split among clients (``Settings.partition``).
+Partition = Literal["iid", "dirichlet", "shards"]
+PARTITIONS: tuple[Partition, ...] = ("iid", "dirichlet", "shards")
+#: Where torch models train (``Settings.device``).
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
 
 #: How a repeat's run name ends: ``<cell>__r<k>``.
 REPEAT_SUFFIX = re.compile(r"__r\d+$")
@@ -161,13 +148,42 @@ class Settings(BaseModel):
     fraction_fit: Float = Field(
         1.0, gt=0, le=1, description="share of clients sampled each round, in (0, 1]"
     )
-    partition: Annotated[Literal["iid", "dirichlet"], _one_of("iid", "dirichlet")] = Field(
-        "iid", description="client data split"
+    partition: Annotated[Partition, _one_of(*PARTITIONS)] = Field(
+        "iid",
+        description="client data split: iid, dirichlet (label skew, alpha) or shards "
+        "(sorted by label, shards_per_client shards each; McMahan et al. 2017)",
     )
     alpha: Float = Field(
         0.5, gt=0, le=10_000, description="Dirichlet concentration (label skew), in (0, 10000]"
     )
+    shards_per_client: Int = Field(
+        2, ge=1, le=10_000, description="label-sorted shards per client (partition = 'shards')"
+    )
+    samples_per_client: Int | None = Field(
+        None,
+        ge=1,
+        le=100_000_000,
+        description="training samples each client holds at most; None: the whole split",
+    )
     local_epochs: Int = Field(1, ge=1, le=1000, description="local epochs per round")
+    local_steps: Int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="local minibatch steps per round instead of local_epochs (1: distributed "
+        "SGD, as in Baruch et al. 2019); None: local_epochs",
+    )
+    momentum: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="client-side SGD momentum, in [0, 1) (Karimireddy et al. 2021); 0: plain SGD",
+    )
+    device: Annotated[Device, _one_of(*DEVICES)] = Field(
+        "auto",
+        description="where torch models train: auto (a GPU when torch sees one), cpu or cuda; "
+        "numpy models always run on the CPU",
+    )
     batch_size: Int = Field(32, ge=1, le=1_000_000, description="local minibatch size")
     lr: Float = Field(
         0.1,
@@ -225,17 +241,16 @@ def cell_of(run_name: str) -> str:
 
 
 def check_run_name(name: str) -> None:
-    """Refuse a name that cannot be a run directory beside the sweep's own files."""
+    """Refuse a name that cannot be a directory name.
+
+    That it may not also be one of a sweep directory's own files is checked where the
+    sweep directory is known (``velocity.sweepdir.names.check_run_names``, before a
+    sweep writes anything).
+    """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,150}", name):
         raise ValueError(
             f"run name {short_repr(name)} must be 1-151 characters of letters, digits and "
             "_.=+- starting with a letter or digit (it names a directory)"
-        )
-    reserved = {f.lower(): f for f in SWEEP_FILES}
-    if name.lower() in reserved:
-        raise ValueError(
-            f"run name {name!r} is the name of a sweep file ({reserved[name.lower()]}); "
-            f"run names may not be any of {', '.join(SWEEP_FILES)}"
         )
 
 
@@ -452,6 +467,36 @@ def matrix_spec(
     return build_sweep({"shared": {k: v for k, v in shared.items() if v is not None}, "runs": runs})
 
 
+def split_items(values: Sequence[str] | None) -> list[str]:
+    """Split repeated, comma-separated list flags into items.
+
+    A comma starts a new item unless the text after it is ``key=value`` (an
+    ``=`` before any ``:``): that continues the parameters of the item before it.
+
+    >>> split_items(["Krum:f=2,FedAvg", "gaussian_noise:sigma=0.5,fraction=0.3,zero"])
+    ['Krum:f=2', 'FedAvg', 'gaussian_noise:sigma=0.5,fraction=0.3', 'zero']
+    """
+    items: list[str] = []
+    for value in values or []:
+        current: list[str] = []
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            colon = piece.find(":")
+            is_param = "=" in piece and (colon < 0 or piece.index("=") < colon)
+            if not is_param:
+                current.append(piece)
+            elif current and ":" in current[-1]:
+                current[-1] += "," + piece
+            else:
+                raise SpecError(
+                    f"parameter {piece!r} in {value!r} does not follow a name; "
+                    "write it as Name:key=value,key=value"
+                )
+        items += current
+    return items
+
+
 def build_sweep(data: dict[str, Any]) -> SweepSpec:
     """Validate an experiment mapping; every problem becomes one :class:`SpecError` line.
 
@@ -500,7 +545,6 @@ KEY_HINTS = {
     "learning_rate": "lr",
     "epochs": "local_epochs",
     "num_epochs": "local_epochs",
-    "local_steps": "local_epochs",
     "batch": "batch_size",
     "dirichlet_alpha": "alpha",
     "non_iid_alpha": "alpha",

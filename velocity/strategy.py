@@ -1,77 +1,119 @@
-"""Aggregation strategies: one frozen dataclass each, and the one parser.
+"""Aggregation strategies: frozen dataclasses derived from the Rust registry, and the one parser.
 
-A :data:`Strategy` is a value (a frozen dataclass) that names an aggregation rule
-and its parameters. The arithmetic lives in Rust (``crates/velocity-core/src/
-strategy.rs``); :func:`_map_strategy` turns each dataclass into its Rust factory,
-one arm each. :func:`parse_strategy` is the single way a string (``"FedMedian"``,
-``"krum:f=2"``), a mapping (``{"type": "Krum", "f": 2}``) or an instance becomes a
-Strategy; the CLI, the TOML spec and the MCP server all go through it.
+The Rust registry (``STRATEGIES`` in ``crates/velocity-core/src/strategy/mod.rs``, one
+entry per kernel file) declares every strategy once: its name and aliases, its
+parameters (type, default, range, description, in the attacks' ``ParamSchema``
+shape), its paper and its capabilities. A :class:`Strategy` is a value (a frozen
+dataclass) naming an entry and its parameters; :meth:`Strategy.to_core` builds the
+Rust object that aggregates. :func:`parse_strategy` is the single way a string
+(``"FedMedian"``, ``"krum:f=2"``), a mapping (``{"type": "Krum", "f": 2}``) or an
+instance becomes a Strategy; the CLI, the TOML spec and the MCP server all go
+through it.
+
+The classes below are written out for their docstrings (the paper, the math with
+every symbol defined, a doctest) and for static typing. Each is checked against its
+registry entry when this module is imported (parameter names, types and defaults,
+and its summary line), and takes every other fact from it: aliases, other
+libraries' parameter names, robustness, the tolerance parameter and the
+capabilities (:attr:`Strategy.proximal_mu`, :attr:`Strategy.uses_previous_aggregate`).
+A registry entry without a class here gets a generated one. Adding a strategy is
+therefore its Rust kernel file and one registry line; a class here is optional.
+Nothing in the CLI, the spec, the sweep or the MCP server changes.
 
 Every strategy aggregates an n×d matrix of client updates Δᵢ = wᵢ − w (rows are
 clients) into a d-vector; the server then sets w ← w + agg(Δ). Every strategy
 rejects non-finite updates with a ``ValueError`` naming the row and coordinate
 (a NaN is a bug or an attack to report, not a value to average silently).
-
-Adding a strategy: one arm in strategy.rs, one dataclass here, one arm in
-:func:`_map_strategy`, and its name in :data:`ALL_STRATEGIES`. Nothing in the CLI,
-the spec, the sweep or the MCP server changes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from velocity import _core
-from velocity._inline import coerce, did_you_mean, name_key, short_repr, split_inline
+from velocity._inline import (
+    coerce,
+    coerce_params,
+    did_you_mean,
+    name_key,
+    range_text,
+    short_repr,
+    split_inline,
+)
+
+#: The Rust registry: every strategy's schema and capabilities, in catalog order.
+REGISTRY: dict[str, _core.StrategySchema] = _core.strategy_schemas()
 
 
-def _param(default: Any, help: str, allowed: str) -> Any:
-    return field(default=default, metadata={"help": help, "allowed": allowed})
+class Strategy:
+    """An aggregation rule and its parameters: the base of every strategy class.
 
+    Subclasses are frozen dataclasses whose fields are the rule's parameters. The
+    class attributes come from the rule's registry entry.
+    """
 
-class _StrategyBase:
-    """Shared behaviour: validation through the Rust factory, and the inline form."""
-
+    #: The name the rule is written under (labels, catalogs, run names).
     name: ClassVar[str]
+    #: The registry entry that aggregates (a subclass that only renames a rule
+    #: inherits its parent's).
+    core_name: ClassVar[str]
+    #: The paper: "Author et al. year, link".
     reference: ClassVar[str]
     #: False for plain means (FedAvg, FedProx): the non-robust reference reports compare to.
-    robust: ClassVar[bool] = True
-
+    robust: ClassVar[bool]
     #: The parameter that sets how many Byzantine clients the rule tolerates, if any.
-    tolerance_param: ClassVar[str | None] = None
-
+    tolerance_param: ClassVar[str | None]
     #: Other names this rule is known by (ByzFL, Flower, papers), accepted like ``name``.
-    aliases: ClassVar[tuple[str, ...]] = ()
-
+    aliases: ClassVar[tuple[str, ...]]
     #: Parameter names of other libraries -> this rule's parameter: only suggested.
-    param_hints: ClassVar[dict[str, str]] = {}
+    param_hints: ClassVar[dict[str, str]]
+
+    def __post_init__(self) -> None:
+        schema = REGISTRY[self.core_name]["params"]
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            param = schema[f.name]
+            value = coerce(
+                getattr(self, f.name),
+                param["type"],
+                nullable=param["nullable"],
+                where=f"{self.name}.{f.name}",
+            )
+            object.__setattr__(self, f.name, value)
+        self.to_core()  # Rust checks the ranges
+
+    def params(self) -> dict[str, Any]:
+        """The parameters, by name, in registry order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def to_core(self) -> _core.Strategy:
+        """The Rust object that aggregates with this rule."""
+        return _core.Strategy(self.core_name, self.params())
+
+    @property
+    def proximal_mu(self) -> float:
+        """μ of the proximal term μ/2·‖w − wᵗ‖² each client adds to its local loss
+        (0.0 for rules whose clients minimise their plain loss)."""
+        return self.to_core().proximal_mu
+
+    @property
+    def uses_previous_aggregate(self) -> bool:
+        """Whether aggregation reads the previous round's aggregate (the orchestrator
+        keeps it for such rules)."""
+        return self.to_core().uses_previous_aggregate
 
     def configured_byzantine(self, clients_per_round: int) -> int | None:
         """Byzantine clients per round this configuration is set to tolerate.
 
-        None for rules without such a parameter (the median's breakdown point is
-        not a setting). Reports warn when an attack puts more in a round.
+        The tolerance parameter (f, or ⌊β·n⌋ for the trimmed mean); None for rules
+        without one (the median's breakdown point is not a setting). Reports warn
+        when an attack puts more in a round.
         """
-        return None
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            kind, nullable = _field_type(type(self), f.name)
-            value = coerce(
-                getattr(self, f.name), kind, nullable=nullable, where=f"{self.name}.{f.name}"
-            )
-            object.__setattr__(self, f.name, value)
-        _map_strategy(self)  # type: ignore[arg-type]  # the Rust factory validates ranges
-
-    def to_core(self) -> _core.Strategy:
-        """The Rust object that aggregates with this rule."""
-        return _map_strategy(self)  # type: ignore[arg-type]
+        return self.to_core().configured_byzantine(clients_per_round)
 
     def label(self) -> str:
         """The inline form, e.g. ``Krum:f=2``; parameters at their default are left out."""
@@ -87,8 +129,77 @@ class _StrategyBase:
         return {"type": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
 
 
-@dataclass(frozen=True)
-class FedAvg(_StrategyBase):
+_S = TypeVar("_S", bound=type[Strategy])
+
+#: The classes written out below, by registry name.
+_WRITTEN: dict[str, type[Strategy]] = {}
+
+
+def _adopt(cls: type[Strategy], name: str, schema: _core.StrategySchema) -> None:
+    """Give ``cls`` the facts its registry entry declares."""
+    tolerance = schema["tolerance"]
+    cls.name = name
+    cls.core_name = name
+    cls.reference = schema["reference"]
+    cls.robust = schema["robust"]
+    cls.tolerance_param = tolerance["param"] if tolerance else None
+    cls.aliases = tuple(schema["aliases"])
+    cls.param_hints = dict(schema["param_hints"])
+
+
+def _field_type(cls: type, name: str) -> tuple[str, bool]:
+    hint = typing.get_type_hints(cls)[name]
+    args = typing.get_args(hint)
+    nullable = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint)
+    return ("int" if base is int else "float"), nullable
+
+
+def registry_mismatches(cls: type[Strategy], schema: _core.StrategySchema) -> list[str]:
+    """How a written-out class differs from its registry entry (empty: it agrees)."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names, declared = [f.name for f in fields], list(schema["params"])
+    if names != declared:
+        return [f"fields {names} but the registry declares {declared}"]
+    problems = []
+    for f in fields:
+        param = schema["params"][f.name]
+        if _field_type(cls, f.name) != (param["type"], param["nullable"]):
+            problems.append(f"{f.name} is typed {_field_type(cls, f.name)}, not {param['type']}")
+        if f.default != param["default"] or type(f.default) is not type(param["default"]):
+            problems.append(f"{f.name} defaults to {f.default!r}, not {param['default']!r}")
+    doc = inspect.getdoc(cls) or ""
+    summary = doc.splitlines()[0] if doc else ""
+    if summary != schema["description"]:
+        problems.append(f"its summary line is {summary!r}, not {schema['description']!r}")
+    return problems
+
+
+@dataclass_transform(frozen_default=True)
+def _registered(cls: _S) -> _S:
+    """Make ``cls`` a frozen dataclass of the registry entry of the same name,
+    refusing (at import) a class that disagrees with the entry."""
+    name = cls.__name__
+    schema = REGISTRY.get(name)
+    if schema is None:
+        raise TypeError(
+            f"velocity.strategy.{name} has no entry in the Rust strategy registry "
+            "(STRATEGIES in crates/velocity-core/src/strategy/mod.rs)"
+        )
+    dataclass(frozen=True)(cls)  # in place: cls is now the frozen dataclass
+    _adopt(cls, name, schema)
+    problems = registry_mismatches(cls, schema)
+    if problems:
+        raise TypeError(
+            f"velocity.strategy.{name} disagrees with its Rust registry entry: "
+            + "; ".join(problems)
+        )
+    _WRITTEN[name] = cls
+    return cls
+
+
+@_registered
+class FedAvg(Strategy):
     r"""Federated averaging: the sample-weighted mean of the client updates.
 
     .. math:: \mathrm{agg}(\Delta) = \frac{\sum_{i=1}^{n} n_i \Delta_i}{\sum_{i=1}^{n} n_i}
@@ -103,21 +214,21 @@ class FedAvg(_StrategyBase):
     >>> import numpy as np, velocity
     >>> velocity.aggregate("FedAvg", np.array([[1, 2], [3, 4]], np.float32), [1, 3])
     array([2.5, 3.5], dtype=float32)
+    >>> velocity.aggregate("FedAvg", np.array([[1, 2], [3, 4], [1000, 1000]], np.float32))
+    array([334.66666, 335.33334], dtype=float32)
     """
 
-    name: ClassVar[str] = "FedAvg"
-    reference: ClassVar[str] = "McMahan et al. 2017, https://arxiv.org/abs/1602.05629"
-    robust: ClassVar[bool] = False
 
-
-@dataclass(frozen=True)
-class FedProx(_StrategyBase):
+@_registered
+class FedProx(Strategy):
     r"""FedProx: FedAvg aggregation; clients add a proximal term to their local loss.
 
     .. math:: \min_w \; F_i(w) + \frac{\mu}{2} \lVert w - w^t \rVert^2
 
     where :math:`F_i` is client i's local loss and :math:`w^t` the global model
-    of the round. The server aggregates exactly as :class:`FedAvg`.
+    of the round. The server aggregates exactly as :class:`FedAvg`; the proximal
+    term is the rule's client objective (:attr:`Strategy.proximal_mu`), which the
+    simulation's local training reads.
 
     Parameters
     ----------
@@ -126,18 +237,24 @@ class FedProx(_StrategyBase):
 
     Li et al., "Federated Optimization in Heterogeneous Networks", MLSys 2020.
     Paper: https://arxiv.org/abs/1812.06127
+
+    >>> import numpy as np, velocity
+    >>> prox = velocity.parse_strategy("FedProx:mu=0.1")
+    >>> prox.proximal_mu, velocity.parse_strategy("FedAvg").proximal_mu
+    (0.1, 0.0)
+    >>> velocity.aggregate(prox, np.array([[1, 2], [3, 4]], np.float32), [1, 3])
+    array([2.5, 3.5], dtype=float32)
+    >>> velocity.parse_strategy("FedProx:mu=-1")
+    Traceback (most recent call last):
+        ...
+    ValueError: invalid FedProx.mu: got -1.0; allowed: a finite float ≥ 0.0
     """
 
-    mu: float = _param(0.01, "proximal term strength added to each client's loss", ">= 0")
-    name: ClassVar[str] = "FedProx"
-    aliases: ClassVar[tuple[str, ...]] = ()
-    param_hints: ClassVar[dict[str, str]] = {"proximal_mu": "mu"}  # Flower's FedProx
-    reference: ClassVar[str] = "Li et al. 2020, https://arxiv.org/abs/1812.06127"
-    robust: ClassVar[bool] = False
+    mu: float = 0.01
 
 
-@dataclass(frozen=True)
-class FedMedian(_StrategyBase):
+@_registered
+class FedMedian(Strategy):
     r"""Coordinate-wise median of the client updates (unweighted).
 
     .. math:: \mathrm{agg}(\Delta)_k = \mathrm{median}(\Delta_{1,k}, \dots, \Delta_{n,k})
@@ -151,21 +268,20 @@ class FedMedian(_StrategyBase):
     >>> import numpy as np, velocity
     >>> velocity.aggregate("FedMedian", np.array([[1, 9], [2, 0], [100, 1]], np.float32))
     array([2., 1.], dtype=float32)
+    >>> velocity.aggregate("FedMedian", np.array([[1, 9], [2, 0], [100, 1], [3, 3]], np.float32))
+    array([2.5, 2. ], dtype=float32)
     """
 
-    name: ClassVar[str] = "FedMedian"
-    aliases: ClassVar[tuple[str, ...]] = ("Median", "CoordinateWiseMedian")  # ByzFL, papers
-    reference: ClassVar[str] = "Yin et al. 2018, https://arxiv.org/abs/1803.01498"
 
-
-@dataclass(frozen=True)
-class TrimmedMean(_StrategyBase):
+@_registered
+class TrimmedMean(Strategy):
     r"""Coordinate-wise trimmed mean: drop the beta fraction at each tail, average the rest.
 
     .. math:: \mathrm{agg}(\Delta)_k = \frac{1}{n - 2b} \sum_{j=b+1}^{n-b} \Delta_{(j),k}
 
     where :math:`\Delta_{(j),k}` is the j-th smallest value of coordinate k and
     :math:`b = \lfloor \beta n \rfloor` values are dropped at each end. Unweighted.
+    Requires 2b < n, which β < 0.5 guarantees.
 
     Parameters
     ----------
@@ -174,23 +290,22 @@ class TrimmedMean(_StrategyBase):
 
     Yin et al., "Byzantine-Robust Distributed Learning: Towards Optimal
     Statistical Rates", ICML 2018. Paper: https://arxiv.org/abs/1803.01498
+
+    >>> import numpy as np, velocity
+    >>> x = np.array([[1, 5], [2, 6], [3, 7], [4, 8], [100, -100]], np.float32)
+    >>> velocity.aggregate("TrimmedMean:beta=0.2", x)  # b = ⌊0.2·5⌋ = 1 per tail
+    array([3., 6.], dtype=float32)
+    >>> velocity.parse_strategy("TrimmedMean:beta=0.5")
+    Traceback (most recent call last):
+        ...
+    ValueError: invalid TrimmedMean.beta: got 0.5; allowed: a finite float in [0.0, 0.5)
     """
 
-    beta: float = _param(0.1, "fraction of values dropped at each tail per coordinate", "[0, 0.5)")
-    name: ClassVar[str] = "TrimmedMean"
-    aliases: ClassVar[tuple[str, ...]] = ("TrMean", "FedTrimmedAvg", "TrimmedAvg")  # ByzFL, Flower
-    param_hints: ClassVar[dict[str, str]] = {"f": "beta", "trim": "beta", "trim_ratio": "beta"}
-    reference: ClassVar[str] = "Yin et al. 2018, https://arxiv.org/abs/1803.01498"
-
-    tolerance_param: ClassVar[str | None] = "beta"
-
-    def configured_byzantine(self, clients_per_round: int) -> int | None:
-        """⌊βn⌋: the values trimmed at each tail."""
-        return math.floor(self.beta * clients_per_round)
+    beta: float = 0.1
 
 
-@dataclass(frozen=True)
-class Krum(_StrategyBase):
+@_registered
+class Krum(Strategy):
     r"""Krum: pick the one update closest to its n − f − 2 nearest neighbours.
 
     .. math:: s(i) = \sum_{j \in N_i} \lVert \Delta_i - \Delta_j \rVert^2, \qquad
@@ -207,30 +322,28 @@ class Krum(_StrategyBase):
 
     Blanchard et al., "Machine Learning with Adversaries: Byzantine Tolerant
     Gradient Descent", NeurIPS 2017. Paper: https://papers.nips.cc/paper/6617
+
+    >>> import numpy as np, velocity
+    >>> x = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [100, 100]], np.float32)
+    >>> velocity.aggregate("Krum:f=1", x)
+    array([0., 0.], dtype=float32)
+    >>> velocity.aggregate("Krum:f=1", x[:4])
+    Traceback (most recent call last):
+        ...
+    ValueError: Krum needs at least 5 clients (n ≥ 2f+3 with f = 1), got n = 4
     """
 
-    f: int = _param(1, "number of Byzantine clients tolerated (needs n >= 2f+3)", ">= 0")
-    name: ClassVar[str] = "Krum"
-    param_hints: ClassVar[dict[str, str]] = {
-        "num_malicious_clients": "f",  # Flower's Krum
-        "num_byzantine": "f",
-        "byzantine": "f",
-    }
-    reference: ClassVar[str] = "Blanchard et al. 2017, https://papers.nips.cc/paper/6617"
-
-    tolerance_param: ClassVar[str | None] = "f"
-
-    def configured_byzantine(self, clients_per_round: int) -> int | None:
-        return self.f
+    f: int = 1
 
 
-@dataclass(frozen=True)
-class MultiKrum(_StrategyBase):
+@_registered
+class MultiKrum(Strategy):
     r"""Multi-Krum: the sample-weighted mean of the m updates with the best Krum scores.
 
     .. math:: \mathrm{agg}(\Delta) = \frac{\sum_{i \in S} n_i \Delta_i}{\sum_{i \in S} n_i}
 
-    where S holds the m rows with the lowest Krum score s(i) (see :class:`Krum`).
+    where S holds the m rows with the lowest Krum score s(i) (see :class:`Krum`)
+    and :math:`n_i` is client i's number of samples.
 
     Parameters
     ----------
@@ -241,26 +354,23 @@ class MultiKrum(_StrategyBase):
 
     Blanchard et al., "Machine Learning with Adversaries: Byzantine Tolerant
     Gradient Descent", NeurIPS 2017. Paper: https://papers.nips.cc/paper/6617
+
+    >>> import numpy as np, velocity
+    >>> x = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [100, 100]], np.float32)
+    >>> velocity.aggregate("MultiKrum:f=1", x)  # m = n − f = 4 kept: the outlier is out
+    array([0.5, 0.5], dtype=float32)
+    >>> velocity.aggregate("MultiKrum:f=1,m=6", x)
+    Traceback (most recent call last):
+        ...
+    ValueError: invalid m: got 6; allowed: None or an integer in [1, n] with n = 5 clients
     """
 
-    f: int = _param(1, "number of Byzantine clients tolerated (needs n >= 2f+3)", ">= 0")
-    m: int | None = _param(None, "updates kept and averaged; None keeps n - f", "1..n or None")
-    name: ClassVar[str] = "MultiKrum"
-    param_hints: ClassVar[dict[str, str]] = {
-        "num_malicious_clients": "f",  # Flower's Krum
-        "num_clients_to_keep": "m",
-        "num_byzantine": "f",
-    }
-    reference: ClassVar[str] = "Blanchard et al. 2017, https://papers.nips.cc/paper/6617"
-
-    tolerance_param: ClassVar[str | None] = "f"
-
-    def configured_byzantine(self, clients_per_round: int) -> int | None:
-        return self.f
+    f: int = 1
+    m: int | None = None
 
 
-@dataclass(frozen=True)
-class Bulyan(_StrategyBase):
+@_registered
+class Bulyan(Strategy):
     r"""Bulyan: select θ updates by iterated Krum, then a trimmed mean around the median.
 
     .. math:: \mathrm{agg}(\Delta)_k = \frac{1}{\beta} \sum_{i \in M_k} \Delta_{i,k}
@@ -275,30 +385,31 @@ class Bulyan(_StrategyBase):
     f : int (default: 1)
         Byzantine clients tolerated, ≥ 0. Requires n ≥ 4f + 3.
     m : int | None (default: None)
-        θ, the size of the selection set; None gives n − 2f. Needs θ − 2f ≥ 1.
+        θ, the size of the selection set, 2f + 1 ≤ θ ≤ n; None gives n − 2f.
 
     El Mhamdi et al., "The Hidden Vulnerability of Distributed Learning in
     Byzantium", ICML 2018. Paper: https://arxiv.org/abs/1802.07927
+
+    >>> import numpy as np, velocity
+    >>> x = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [2, 2], [1, 2], [100, 100]], np.float32)
+    >>> velocity.aggregate("Bulyan:f=1", x)  # θ = 5 selected, β = 3 averaged per coordinate
+    array([0.6666667, 0.6666667], dtype=float32)
+    >>> velocity.aggregate("Bulyan:f=1", x[:6])
+    Traceback (most recent call last):
+        ...
+    ValueError: Bulyan needs at least 7 clients (n ≥ 4f+3 with f = 1), got n = 6
+    >>> velocity.parse_strategy("Bulyan:f=1,m=2")
+    Traceback (most recent call last):
+        ...
+    ValueError: invalid Bulyan.m: got 2; allowed: None or an integer ≥ 2f+1 = 3 (f = 1)
     """
 
-    f: int = _param(1, "number of Byzantine clients tolerated (needs n >= 4f+3)", ">= 0")
-    m: int | None = _param(None, "selection set size theta; None gives n - 2f", "2f+1..n or None")
-    name: ClassVar[str] = "Bulyan"
-    param_hints: ClassVar[dict[str, str]] = {
-        "num_malicious_clients": "f",  # Flower's Bulyan
-        "to_keep": "m",
-        "theta": "m",
-    }
-    reference: ClassVar[str] = "El Mhamdi et al. 2018, https://arxiv.org/abs/1802.07927"
-
-    tolerance_param: ClassVar[str | None] = "f"
-
-    def configured_byzantine(self, clients_per_round: int) -> int | None:
-        return self.f
+    f: int = 1
+    m: int | None = None
 
 
-@dataclass(frozen=True)
-class GeometricMedian(_StrategyBase):
+@_registered
+class GeometricMedian(Strategy):
     r"""Geometric median by smoothed Weiszfeld iterations (RFA).
 
     .. math:: \mathrm{agg}(\Delta) = \arg\min_z \sum_i n_i \max(\varepsilon,
@@ -306,7 +417,8 @@ class GeometricMedian(_StrategyBase):
 
     solved from the weighted mean by :math:`z \leftarrow \sum_i \beta_i \Delta_i /
     \sum_i \beta_i`, :math:`\beta_i = n_i / \max(\varepsilon, \lVert z - \Delta_i \rVert)`,
-    until a step is shorter than ε·(1 + ‖z‖) or max_iter is reached.
+    until a step is shorter than ε·(1 + ‖z‖) or max_iter is reached; :math:`n_i`
+    is client i's number of samples.
 
     Parameters
     ----------
@@ -317,25 +429,27 @@ class GeometricMedian(_StrategyBase):
 
     Pillutla et al., "Robust Aggregation for Federated Learning", IEEE TSP 2022.
     Paper: https://arxiv.org/abs/1912.13445
+
+    >>> import numpy as np, velocity
+    >>> x = np.array([[0, 0], [1, 0], [0, 1], [100, 100]], np.float32)
+    >>> velocity.aggregate("GeometricMedian", x)  # the mean would be (25.25, 25.25)
+    array([0.5000004, 0.5000004], dtype=float32)
     """
 
-    eps: float = _param(1e-6, "distance smoothing and stopping tolerance", "> 0")
-    max_iter: int = _param(100, "maximum Weiszfeld iterations", ">= 1")
-    name: ClassVar[str] = "GeometricMedian"
-    aliases: ClassVar[tuple[str, ...]] = ("GeoMed", "RFA")  # common short name; Pillutla et al.
-    param_hints: ClassVar[dict[str, str]] = {"nu": "eps", "T": "max_iter", "tol": "eps"}
-    reference: ClassVar[str] = "Pillutla et al. 2022, https://arxiv.org/abs/1912.13445"
+    eps: float = 1e-6
+    max_iter: int = 100
 
 
-@dataclass(frozen=True)
-class CenteredClipping(_StrategyBase):
+@_registered
+class CenteredClipping(Strategy):
     r"""Centered clipping: average the updates after clipping them around a centre.
 
     .. math:: v_{l+1} = v_l + \frac{1}{n} \sum_i (\Delta_i - v_l)
               \min\!\left(1, \frac{\tau}{\lVert \Delta_i - v_l \rVert}\right)
 
     for l = 0 … iters − 1, where :math:`v_0` is the previous round's aggregate in a
-    run (zero in a one-off :func:`velocity.aggregate` call). Unweighted.
+    run (zero in a one-off :func:`velocity.aggregate` call): the rule declares
+    :attr:`Strategy.uses_previous_aggregate`, so the orchestrator keeps it. Unweighted.
 
     Parameters
     ----------
@@ -346,47 +460,59 @@ class CenteredClipping(_StrategyBase):
 
     Karimireddy et al., "Learning from History for Byzantine Robust
     Optimization", ICML 2021. Paper: https://arxiv.org/abs/2012.10333
+
+    >>> import numpy as np, velocity
+    >>> x = np.array([[1, 0], [0, 1], [30, 40]], np.float32)  # ‖(30, 40)‖ = 50: clipped to 1
+    >>> velocity.aggregate("CenteredClipping:tau=1,iters=1", x)
+    array([0.53333336, 0.6       ], dtype=float32)
+    >>> velocity.parse_strategy("CC").uses_previous_aggregate
+    True
     """
 
-    tau: float = _param(1.0, "clipping radius around the centre", "> 0")
-    iters: int = _param(3, "clipping iterations per round", ">= 1")
-    name: ClassVar[str] = "CenteredClipping"
-    aliases: ClassVar[tuple[str, ...]] = ("CC",)  # Karimireddy et al.'s abbreviation
-    param_hints: ClassVar[dict[str, str]] = {"L_iter": "iters", "radius": "tau", "clip": "tau"}
-    reference: ClassVar[str] = "Karimireddy et al. 2021, https://arxiv.org/abs/2012.10333"
+    tau: float = 1.0
+    iters: int = 3
 
 
-Strategy = (
-    FedAvg
-    | FedProx
-    | FedMedian
-    | TrimmedMean
-    | Krum
-    | MultiKrum
-    | Bulyan
-    | GeometricMedian
-    | CenteredClipping
+def _generated(name: str, schema: _core.StrategySchema) -> type[Strategy]:
+    """A frozen dataclass for a registry entry without a class above."""
+    fields: list[tuple[str, Any, Any]] = []
+    for pname, param in schema["params"].items():
+        base: Any = int if param["type"] == "int" else float
+        fields.append(
+            (
+                pname,
+                base | None if param["nullable"] else base,
+                dataclasses.field(default=param["default"]),
+            )
+        )
+    cls = dataclasses.make_dataclass(
+        name,
+        fields,
+        bases=(Strategy,),
+        frozen=True,
+        namespace={"__doc__": f"{schema['description']}\n\n{schema['reference']}"},
+    )
+    cls.__module__, cls.__qualname__ = __name__, name
+    _adopt(cls, name, schema)
+    return cls
+
+
+#: Every strategy, in registry order: the classes above, and a generated one for
+#: each other registry entry (importable from this module under its name).
+ALL_STRATEGIES: tuple[type[Strategy], ...] = tuple(
+    _WRITTEN.get(name) or _generated(name, schema) for name, schema in REGISTRY.items()
 )
-
-ALL_STRATEGIES: tuple[type[Strategy], ...] = typing.get_args(Strategy)
-
-
-def _key(name: str) -> str:
-    return name_key(name)
-
+globals().update({cls.__name__: cls for cls in ALL_STRATEGIES if cls.__name__ not in _WRITTEN})
 
 _BY_KEY: dict[str, type[Strategy]] = {
-    _key(spelling): cls for cls in ALL_STRATEGIES for spelling in (*cls.aliases, cls.name)
+    name_key(spelling): cls for cls in ALL_STRATEGIES for spelling in (*cls.aliases, cls.name)
 }
 
 #: Names of other libraries' rules that are close to one of ours but not the same rule:
 #: suggested, never accepted (ByzFL's Average is unweighted, FedAvg weights by samples;
-#: FedAvgM adds server momentum).
+#: FedAvgM adds server momentum). Declared in the registry (``suggested_for``).
 SUGGESTED_FOR: dict[str, str] = {
-    "Average": "FedAvg",
-    "Mean": "FedAvg",
-    "FedAvgM": "FedAvg",
-    "FedAverage": "FedAvg",
+    other: name for name, schema in REGISTRY.items() for other in schema["suggested_for"]
 }
 
 
@@ -399,32 +525,8 @@ def _spellings() -> dict[str, str]:
     return spellings
 
 
-def _map_strategy(strategy: Strategy) -> _core.Strategy:
-    """The Rust factory for each strategy: one arm each. Raises ValueError on bad params."""
-    match strategy:
-        case FedAvg():
-            return _core.Strategy.fedavg()
-        case FedProx(mu=mu):
-            return _core.Strategy.fedprox(mu)
-        case FedMedian():
-            return _core.Strategy.fedmedian()
-        case TrimmedMean(beta=beta):
-            return _core.Strategy.trimmed_mean(beta)
-        case Krum(f=f):
-            return _core.Strategy.krum(f)
-        case MultiKrum(f=f, m=m):
-            return _core.Strategy.multi_krum(f, m)
-        case Bulyan(f=f, m=m):
-            return _core.Strategy.bulyan(f, m)
-        case GeometricMedian(eps=eps, max_iter=max_iter):
-            return _core.Strategy.geometric_median(eps, max_iter)
-        case CenteredClipping(tau=tau, iters=iters):
-            return _core.Strategy.centered_clipping(tau, iters)
-    raise TypeError(f"not a velocity strategy: {strategy!r}")
-
-
 def parse_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
-    """Turn a name, an inline string, a mapping or an instance into a :data:`Strategy`.
+    """Turn a name, an inline string, a mapping or an instance into a :class:`Strategy`.
 
     Names are case-insensitive and ignore ``_``/``-``: ``"fedmedian"``,
     ``"Trimmed_Mean:beta=0.2"``, ``{"type": "Krum", "f": 2}``.
@@ -434,8 +536,17 @@ def parse_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
     ValueError
         Unknown strategy (with the closest name), unknown parameter, or a value
         of the wrong type or out of range.
+
+    >>> parse_strategy("trmean:beta=0.2")
+    TrimmedMean(beta=0.2)
+    >>> parse_strategy({"type": "Krum", "params": {"f": "2"}}).label()
+    'Krum:f=2'
+    >>> parse_strategy("Average")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown strategy 'Average' (did you mean 'FedAvg'?); valid: FedAvg, FedProx, ...
     """
-    if isinstance(spec, ALL_STRATEGIES):
+    if isinstance(spec, Strategy):
         return spec
     if isinstance(spec, str):
         name, params = split_inline(spec)
@@ -448,26 +559,17 @@ def parse_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
         raw = _merge_params(raw, raw.pop("params", None), where=f"strategy {name!r}")
     else:
         raise ValueError(f"cannot read a strategy from {short_repr(spec)}")
-    cls = _BY_KEY.get(_key(name))
+    cls = _BY_KEY.get(name_key(name))
     if cls is None:
         names = [c.name for c in ALL_STRATEGIES]
         raise ValueError(
             f"unknown strategy {short_repr(name)}{did_you_mean(name, _spellings())}; "
             f"valid: {', '.join(names)}"
         )
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(allowed), key=str)
-    if unknown:
-        valid = ", ".join(allowed) if allowed else "none"
-        key = str(unknown[0])
-        hint = did_you_mean(key, {**cls.param_hints, **{a: a for a in allowed}})
-        raise ValueError(
-            f"unknown parameter {short_repr(unknown[0])} for {cls.name}{hint}; valid: {valid}"
-        )
-    try:
-        return cls(**raw)
-    except TypeError as exc:  # the Rust factory refusing a value's type
-        raise ValueError(str(exc)) from None
+    params = coerce_params(
+        raw, REGISTRY[cls.core_name]["params"], owner=cls.name, what=cls.name, hints=cls.param_hints
+    )
+    return cls(**params)
 
 
 def _merge_params(flat: dict[str, Any], nested: Any, *, where: str) -> dict[str, Any]:
@@ -484,33 +586,28 @@ def _merge_params(flat: dict[str, Any], nested: Any, *, where: str) -> dict[str,
     return {**flat, **nested}
 
 
-def _field_type(cls: type, name: str) -> tuple[Any, bool]:
-    hint = typing.get_type_hints(cls)[name]
-    args = typing.get_args(hint)
-    nullable = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint)
-    return ("int" if base is int else "float"), nullable
-
-
 def strategy_schemas() -> dict[str, dict[str, Any]]:
-    """Every strategy with its description, paper and parameters (type, default, range)."""
+    """Every strategy: description, paper, selection flag, parameters and capabilities.
+
+    Each parameter is the registry's ``ParamSchema`` (type, default, min, max,
+    inclusiveness, nullable, description) plus ``allowed``, its range as text.
+    """
     schemas: dict[str, dict[str, Any]] = {}
     for cls in ALL_STRATEGIES:
+        entry = REGISTRY[cls.core_name]
         doc = inspect.getdoc(cls) or ""
-        params = {}
-        for f in dataclasses.fields(cls):
-            kind, nullable = _field_type(cls, f.name)
-            params[f.name] = {
-                "type": kind,
-                "default": f.default,
-                "nullable": nullable,
-                "allowed": f.metadata["allowed"],
-                "description": f.metadata["help"],
-            }
         schemas[cls.name] = {
             "description": doc.splitlines()[0] if doc else cls.name,
             "reference": cls.reference,
-            "selection": cls().to_core().is_selection,
-            "params": params,
+            "selection": entry["selection"],
+            "params": {
+                name: {**param, "allowed": range_text(param)}
+                for name, param in entry["params"].items()
+            },
+            "aliases": list(cls.aliases),
+            "robust": cls.robust,
+            "tolerance": entry["tolerance"],
+            "proximal_param": entry["proximal_param"],
+            "uses_previous_aggregate": entry["uses_previous_aggregate"],
         }
     return schemas

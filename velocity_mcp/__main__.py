@@ -9,7 +9,7 @@ The fallback commands call the same tools in-process (same validation, same
 limits) and print the JSON a tool returns; a refusal goes to stderr with exit
 status 1. ``sweep`` takes exactly the arguments of the ``sweep_run`` tool, read
 from its input schema (``--model-id`` for ``model_id``; objects as JSON). Lists
-are the comma lists of ``velocity sweep`` (``velocity.cli.split_items``: a comma
+are the comma lists of ``velocity sweep`` (``velocity.spec.split_items``: a comma
 followed by ``key=value`` continues the item before it), and may also be given as
 several values or repeated flags: ``--strategies FedAvg,Krum:f=2 --attacks
 gaussian_noise:sigma=0.5,fraction=0.3,zero``.
@@ -152,8 +152,8 @@ def _run_cli(server: Any, rest: Sequence[str], parent: argparse.ArgumentParser) 
             cmd.add_argument("--detail", choices=detail["enum"], help=detail["description"])
     args = parser.parse_args(rest)
     if args.command == "sweep":
-        from velocity.cli import split_items
         from velocity.errors import SpecError
+        from velocity.spec import split_items
 
         names = schemas["sweep_run"].get("properties", {})
         arguments = {k: getattr(args, k) for k in names if getattr(args, k) is not None}

@@ -1,6 +1,6 @@
 """Detached sweep processes: start, find, check and stop them.
 
-A sweep runs as ``python -m velocity sweep EXPERIMENT --resume SWEEP_DIR`` in its
+A sweep runs as ``python -m velocity sweep SWEEP_DIR/experiment.json --out SWEEP_DIR`` in its
 own session (``start_new_session``), with stdin from ``/dev/null`` and its output in
 ``SWEEP_DIR/sweep.log``. So it survives the MCP client killing the server's
 process group, and all that the server knows about it afterwards comes from the
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -35,18 +34,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from velocity.sweepdir.lock import LOCK_FILE, holder, pid_alive
+from velocity.sweepdir import files, names
+from velocity.sweepdir.files import log_tail
+from velocity.sweepdir.lock import holder, pid_alive
 from velocity_mcp.paths import sweep_dirs
 
 logger = logging.getLogger(__name__)
 
-#: The command that runs one sweep; the experiment file and ``--resume DIR`` follow.
-#: The server writes ``plan.json`` before it starts the sweep, so the sweep directory
-#: is a sweep directory from the first moment; ``--resume`` on a plan with no finished
-#: run directories runs every run.
+#: The command that runs one sweep; the experiment file and ``--out DIR`` follow. The
+#: server makes the directory and writes the experiment in it; ``velocity sweep``
+#: starts a fresh sweep into a directory that holds only those (``names.LAUNCH_FILES``),
+#: validates it, and writes the plan and every other file itself (or refuses, exit 2).
 SWEEP_COMMAND: tuple[str, ...] = (sys.executable, "-m", "velocity", "sweep")
-LOG_NAME = "sweep.log"
-EXPERIMENT_NAME = "experiment.json"
 #: Held (flock) by a server from counting the live sweeps until the sweep it starts
 #: holds its own lock.
 LAUNCH_LOCK = ".velocity-mcp.lock"
@@ -54,56 +53,6 @@ LAUNCH_LOCK = ".velocity-mcp.lock"
 REFUSED = 2
 #: The prefix of ``velocity``'s one-line refusal on stderr.
 REFUSAL_PREFIX = "velocity: error: "
-#: The largest JSON file the server reads from a sweep directory.
-MAX_JSON_BYTES = 64 * 1024 * 1024
-
-
-class CorruptFileError(ValueError):
-    """A file of a sweep directory exists but is not what velocity writes there."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"{path.name} is unreadable ({reason})")
-
-
-def load_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when the file does not exist.
-
-    Raises
-    ------
-    CorruptFileError
-        The file exists but cannot be read, is not JSON, is nested too deeply, is
-        too large, or holds something other than an object (``null``, a list).
-    """
-    try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise CorruptFileError(path, f"{size} bytes, over {MAX_JSON_BYTES}")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except UnicodeDecodeError as exc:
-        raise CorruptFileError(path, f"not UTF-8 text: {exc.reason}") from None
-    except OSError as exc:
-        raise CorruptFileError(path, exc.strerror or str(exc)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CorruptFileError(path, f"not valid JSON: {exc}") from None
-    except (RecursionError, ValueError) as exc:
-        raise CorruptFileError(path, f"not readable JSON: {type(exc).__name__}") from None
-    if not isinstance(data, dict):
-        kind = "null" if data is None else type(data).__name__
-        raise CorruptFileError(path, f"holds {kind}, not a JSON object")
-    return data
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``, or None when absent, unreadable or not an object."""
-    try:
-        return load_object(path)
-    except CorruptFileError:
-        return None
 
 
 def pid_cmdline(pid: int) -> list[str]:
@@ -141,18 +90,6 @@ def find_sweep_process(sweep_dir: Path) -> int | None:
         if target in cmdline and "sweep" in cmdline and is_sweep_process(pid):
             return pid
     return None
-
-
-def log_tail(sweep_dir: Path, lines: int = 15) -> str:
-    """The last lines of the sweep's ``sweep.log`` (empty when none)."""
-    try:
-        with (sweep_dir / LOG_NAME).open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def refusal_message(sweep_dir: Path) -> str | None:
@@ -210,10 +147,10 @@ class Launcher:
 
     def start(self, sweep_dir: Path, experiment: Path) -> subprocess.Popen[bytes]:
         """Spawn the sweep of ``experiment`` into ``sweep_dir``, detached from this process."""
-        args = [*self.command, str(experiment), "--resume", str(sweep_dir)]
+        args = [*self.command, str(experiment), "--out", str(sweep_dir)]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        with (sweep_dir / LOG_NAME).open("ab") as log:
+        with files.open_log(sweep_dir) as log:
             proc = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -250,7 +187,7 @@ class Launcher:
         while time.monotonic() < deadline:
             if (
                 holder(sweep_dir) is not None
-                or (sweep_dir / "status.json").is_file()
+                or files.has(sweep_dir, names.STATUS)
                 or proc.poll() is not None
             ):
                 return
@@ -264,7 +201,7 @@ class Launcher:
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (sweep_dir / "status.json").is_file() or proc.poll() is not None:
+            if files.has(sweep_dir, names.STATUS) or proc.poll() is not None:
                 return
             time.sleep(0.05)
 
@@ -272,13 +209,13 @@ class Launcher:
         """Wait until ``status.json`` appears or no sweep process is running ``sweep_dir``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (sweep_dir / "status.json").is_file() or not self.is_running(sweep_dir):
+            if files.has(sweep_dir, names.STATUS) or not self.is_running(sweep_dir):
                 return
             time.sleep(0.05)
 
     def _status_pid(self, sweep_dir: Path) -> tuple[str | None, Any]:
-        status = read_json(sweep_dir / "status.json") or {}
-        return status.get("state"), status.get("pid")
+        status = files.read_optional_status(sweep_dir)
+        return (status.state, status.pid) if status is not None else (None, None)
 
     def sweep_pid(self, sweep_dir: Path) -> int | None:
         """The pid of the sweep's driver: its lock's holder, else status.json, else our child."""
@@ -296,10 +233,7 @@ class Launcher:
 
     def _locking(self, sweep_dir: Path) -> bool:
         """The sweep directory has a lock file: its sweep is live exactly while it is held."""
-        try:
-            return (sweep_dir / LOCK_FILE).exists()
-        except OSError:
-            return False
+        return files.exists(sweep_dir, names.LOCK)
 
     def process_alive(self, sweep_dir: Path) -> bool:
         """Whether the sweep's process still exists, whatever its status.json says."""
@@ -321,7 +255,7 @@ class Launcher:
             return True
         if self._locking(sweep_dir):
             return False
-        if not (sweep_dir / "status.json").exists():
+        if not files.exists(sweep_dir, names.STATUS):
             # launched by another server, not locked yet
             return self.child(sweep_dir) is None and find_sweep_process(sweep_dir) is not None
         state, pid = self._status_pid(sweep_dir)

@@ -1,12 +1,29 @@
-"""The structured results of the tools (pydantic models give each tool an outputSchema)."""
+"""The structured results of the tools (pydantic models give each tool an outputSchema).
+
+The verdict is made of the sweep directory's own models
+(:mod:`velocity.sweepdir.comparison`: the recommendation, the header, the ranking,
+the best strategy per attack, the runs without a result): ``sweep_compare`` returns
+``comparison.json`` as that module declares it, and only what the summary leaves out
+is shaped here.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from velocity.report.verdict import AttackBest, ConditionResult, Recommendation, StrategyScore
+from velocity.sweepdir import names
+from velocity.sweepdir.comparison import (
+    AttackBest,
+    ConditionResult,
+    Header,
+    NotRun,
+    RankRow,
+    Recommendation,
+    RunError,
+    StrategyScore,
+)
 
 SweepState = Literal["starting", "running", "done", "failed", "cancelled", "interrupted"]
 
@@ -74,7 +91,9 @@ class SweepStarted(BaseModel):
     repeats: int
     rounds: int
     clients: int
-    comparison_uri: str = Field(description="resource with comparison.md once the sweep is done")
+    comparison_uri: str = Field(
+        description=f"resource with {names.COMPARISON_MD} once the sweep is done"
+    )
     next_step: str
 
 
@@ -84,13 +103,6 @@ class RunProgress(BaseModel):
     run: str
     round: int | None = Field(description="last completed round")
     rounds: int | None = Field(description="rounds in the run")
-
-
-class RunError(BaseModel):
-    """A run that failed or diverged, and why."""
-
-    run: str
-    error: str
 
 
 class SweepStatus(BaseModel):
@@ -118,7 +130,7 @@ class SweepStatus(BaseModel):
     errors: list[RunError] = Field(description="failed runs with their error")
     diverged: list[RunError] = Field(description="diverged runs with what went non-finite")
     error: str | None = Field(description="why the sweep itself failed or was interrupted")
-    comparison_ready: bool = Field(description="comparison.json exists: call sweep_compare")
+    comparison_ready: bool = Field(description=f"{names.COMPARISON} exists: call sweep_compare")
     next_step: str
 
 
@@ -132,7 +144,7 @@ class SweepSummary(BaseModel):
     started_at: str | None
     comparison_ready: bool
     error: str | None = Field(
-        default=None, description="why its state is unknown (an unreadable status.json)"
+        default=None, description=f"why its state is unknown (an unreadable {names.STATUS})"
     )
 
 
@@ -166,7 +178,7 @@ class Candidate(StrategyScore):
 
 
 class VerdictRecommendation(Recommendation):
-    """The recommendation (``velocity.report.verdict.Recommendation``): act on this."""
+    """The recommendation (``velocity.sweepdir.comparison.Recommendation``): act on this."""
 
     candidates: list[Candidate] = Field(  # type: ignore[assignment]
         description="complete strategies, best first"
@@ -174,45 +186,6 @@ class VerdictRecommendation(Recommendation):
     incomplete: list[Candidate] = Field(  # type: ignore[assignment]
         description="strategies missing a condition"
     )
-
-
-class RankRow(BaseModel):
-    """One cell (strategy × attack) of the ranking, best first by header.rank_by."""
-
-    model_config = ConfigDict(extra="allow")
-
-    rank: int
-    run: str = Field(description="cell name (the run name when repeats=1)")
-    runs: list[str] = Field(default_factory=list, description="its finished runs, one per repeat")
-    strategy: str
-    attack: str = Field(description="'none' for the no-attack baseline")
-    repeats: int
-    diverged: int = Field(
-        default=0, description="repeats that diverged (the strategy broke; counted as accuracy 0)"
-    )
-    final_loss: float | None = Field(description="mean over repeats; null when a repeat diverged")
-    final_loss_std: float | None = Field(description="sample std over repeats; null with 1")
-    mean_loss: float | None = None
-    final_accuracy: float | None = Field(default=None, description="fraction in [0, 1]")
-    final_accuracy_std: float | None = None
-    elapsed_s: float | None = None
-    loss_increase: float | None = Field(
-        default=None, description="final loss minus the same strategy's no-attack baseline"
-    )
-    accuracy_drop: float | None = Field(
-        default=None,
-        description="the same strategy's no-attack accuracy minus this one (positive = worse)",
-    )
-    detection: dict[str, int] | None = Field(
-        default=None, description="selection strategies: kept/excluded honest/byzantine counts"
-    )
-
-
-class NotRun(BaseModel):
-    """A planned run that did not run to the end (pending, cancelled)."""
-
-    run: str
-    state: str | None = None
 
 
 #: Cells of the ranking that the summary shows.
@@ -231,7 +204,7 @@ class Verdict(BaseModel):
     detail: Detail = Field(
         description="summary: the recommendation, the best strategy under each attack, the "
         f"caveats, the header and the top {SUMMARY_ROWS} cells; full: everything in "
-        "comparison.json (every cell, each candidate's conditions, failed/diverged runs)"
+        f"{names.COMPARISON} (every cell, each candidate's conditions, failed/diverged runs)"
     )
     sweep_id: str
     sweep_dir: str
@@ -242,7 +215,7 @@ class Verdict(BaseModel):
         "strategy finished a run under it). Context, not the recommendation"
     )
     caveats: list[str] = Field(description="read before trusting the verdict")
-    header: dict[str, Any] = Field(
+    header: Header = Field(
         description="runs (done, diverged, failed, not run), cells, repeats, timing, rank_by, "
         "and setting: dataset, model, partition, alpha, clients, clients_per_round, "
         "fraction_fit, rounds, local_epochs, batch_size, lr, test_samples, byzantine "
@@ -274,4 +247,27 @@ class Verdict(BaseModel):
         default=None, description="detail='full': planned runs that did not run"
     )
     generated_at: str | None
-    comparison_uri: str = Field(description="resource with the full comparison.md")
+    comparison_uri: str = Field(description=f"resource with the full {names.COMPARISON_MD}")
+
+
+__all__ = [
+    "SUMMARY_ROWS",
+    "AttackInfo",
+    "CancelResult",
+    "Candidate",
+    "Catalog",
+    "Detail",
+    "NotRun",
+    "ParamInfo",
+    "RankRow",
+    "RunError",
+    "RunProgress",
+    "StrategyInfo",
+    "SweepList",
+    "SweepStarted",
+    "SweepState",
+    "SweepStatus",
+    "SweepSummary",
+    "Verdict",
+    "VerdictRecommendation",
+]

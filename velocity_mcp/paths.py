@@ -20,8 +20,8 @@ from pathlib import Path
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.path_security import PathEscapeError, safe_join
 
-#: A directory holding any of these is a sweep directory (see docs/files.md).
-SWEEP_MARKERS = ("status.json", "plan.json", "experiment.json")
+from velocity.sweepdir.files import is_sweep_dir
+
 #: The longest file name (one path component) the file systems here take, in bytes.
 NAME_MAX = 255
 #: How much of an agent's text a message repeats.
@@ -33,14 +33,6 @@ def shown(text: str, limit: int = SHOWN_CHARS) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text)} characters)"
-
-
-def is_sweep_dir(path: Path) -> bool:
-    """Whether ``path`` is a directory written by ``velocity sweep`` or this server."""
-    try:
-        return path.is_dir() and any((path / m).is_file() for m in SWEEP_MARKERS)
-    except OSError:  # a name too long, a permission error: not a sweep of ours
-        return False
 
 
 def _confined(root: Path, path: Path) -> bool:
@@ -67,6 +59,17 @@ def sweep_dirs(root: Path) -> list[Path]:
         for p in entries
         if not p.name.startswith(".") and _confined(real_root, p) and is_sweep_dir(p)
     )
+
+
+__all__ = [
+    "NAME_MAX",
+    "confine_dataset",
+    "is_sweep_dir",
+    "resolve_config",
+    "resolve_sweep",
+    "shown",
+    "sweep_dirs",
+]
 
 
 def _check_components(what: str, text: str) -> None:

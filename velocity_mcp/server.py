@@ -36,7 +36,8 @@ from mcp_types import (
 from mcp_types import Resource as MCPResource
 from pydantic import Field
 
-from velocity.spec import RankBy
+from velocity.spec import Device, Partition, RankBy
+from velocity.sweepdir import files, names
 from velocity_mcp.inputs import OPERATOR_ONLY, check_arguments
 from velocity_mcp.launcher import Launcher
 from velocity_mcp.limits import Limits
@@ -198,12 +199,12 @@ class VelocityMCPServer(MCPServer):
         """The static resources plus ``velocity://sweeps/<id>/comparison.md`` per finished sweep."""
         resources = await super().list_resources()
         for path in sweep_dirs(self.service.root):
-            if (path / "comparison.md").is_file():
+            if files.has(path, names.COMPARISON_MD):
                 resources.append(
                     MCPResource(
                         uri=comparison_uri(path.name),
                         name=f"{path.name} comparison",
-                        description=f"ranked verdict of sweep {path.name} (comparison.md)",
+                        description=f"ranked verdict of sweep {path.name} ({names.COMPARISON_MD})",
                         mime_type="text/markdown",
                     )
                 )
@@ -323,11 +324,16 @@ def build_server(
             ModelParams | None,  # type: ignore[valid-type]
             Field(default=None, description="model options: mlp takes hidden, e.g. {'hidden': 32}"),
         ],
-        partition: Annotated[Literal["iid", "dirichlet"] | None, _setting("partition")],
+        partition: Annotated[Partition | None, _setting("partition")],
         alpha: Annotated[float | None, _setting("alpha")],
+        shards_per_client: Annotated[int | None, _setting("shards_per_client")],
+        samples_per_client: Annotated[int | None, _setting("samples_per_client")],
         test_fraction: Annotated[float | None, _setting("test_fraction")],
         fraction_fit: Annotated[float | None, _setting("fraction_fit")],
         local_epochs: Annotated[int | None, _setting("local_epochs")],
+        local_steps: Annotated[int | None, _setting("local_steps")],
+        momentum: Annotated[float | None, _setting("momentum")],
+        device: Annotated[Device | None, _setting("device")],
         batch_size: Annotated[int | None, _setting("batch_size")],
         lr: Annotated[float | None, _setting("lr")],
         checkpoint_every: Annotated[int | None, _setting("checkpoint_every")],
@@ -376,9 +382,14 @@ def build_server(
             "model_params": _params(model_params),
             "partition": partition,
             "alpha": alpha,
+            "shards_per_client": shards_per_client,
+            "samples_per_client": samples_per_client,
             "test_fraction": test_fraction,
             "fraction_fit": fraction_fit,
             "local_epochs": local_epochs,
+            "local_steps": local_steps,
+            "momentum": momentum,
+            "device": device,
             "batch_size": batch_size,
             "lr": lr,
             "checkpoint_every": checkpoint_every,
@@ -408,7 +419,7 @@ def build_server(
                 description="'summary': the recommendation (without each candidate's "
                 "per-condition results), the best strategy under each attack, caveats, the "
                 f"header and the top {SUMMARY_ROWS} cells; 'full': everything in "
-                "comparison.json (every cell, per-condition results, the lowest-loss winner "
+                f"{names.COMPARISON} (every cell, per-condition results, the lowest-loss winner "
                 "line, failed, diverged and not-run runs)",
             ),
         ],
@@ -464,7 +475,8 @@ def build_server(
     @server.resource(
         COMPARISON_URI,
         name="sweep comparison",
-        description="a finished sweep's comparison.md: header, ranked table, verdicts, caveats",
+        description=f"a finished sweep's {names.COMPARISON_MD}: header, ranked table, verdicts, "
+        "caveats",
         mime_type="text/markdown",
     )
     def comparison_md(sweep_id: str) -> str:

@@ -18,11 +18,16 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
+from velocity._inline import range_text
+from velocity.sweepdir import files, names
+from velocity.sweepdir.comparison import Comparison
+from velocity.sweepdir.io import CorruptFileError
+from velocity.sweepdir.models import RunState, Status
 from velocity_mcp.inputs import (
     check_data_numbers,
     check_finite_settings,
@@ -32,16 +37,7 @@ from velocity_mcp.inputs import (
     model_params_model,
     read_experiment,
 )
-from velocity_mcp.launcher import (
-    EXPERIMENT_NAME,
-    REFUSED,
-    CorruptFileError,
-    Launcher,
-    load_object,
-    log_tail,
-    read_json,
-    refusal_message,
-)
+from velocity_mcp.launcher import REFUSED, Launcher, log_tail, refusal_message
 from velocity_mcp.limits import Limits
 from velocity_mcp.models import (
     SUMMARY_ROWS,
@@ -60,7 +56,7 @@ from velocity_mcp.models import (
     Verdict,
     VerdictRecommendation,
 )
-from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, shown, sweep_dirs
+from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, sweep_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +66,8 @@ INLINE_SYNTAX = (
     "case-insensitive. sweep_run runs every strategy with no attack (its baseline) and under "
     "each attack separately: runs = len(strategies) × (1 + len(attacks)) × repeats."
 )
-COMPARISON_URI = "velocity://sweeps/{sweep_id}/comparison.md"
+COMPARISON_URI = f"velocity://sweeps/{{sweep_id}}/{names.COMPARISON_MD}"
 ACTIVE = ("starting", "running")
-#: Every state a sweep can be in (SweepState); another value in status.json is corrupt.
-STATES = ("starting", "running", "done", "failed", "cancelled", "interrupted")
 #: Run states in status.json that mean the run ended (with a result or not).
 ENDED = ("done", "diverged", "failed")
 
@@ -89,9 +83,7 @@ def _spec_error(exc: Exception) -> ToolError:
 
 def _corrupt(sweep_dir: Path, exc: CorruptFileError, what: str) -> ToolError:
     """The refusal for a sweep-directory file that is not what velocity writes."""
-    return ToolError(
-        f"sweep {sweep_dir.name}: {exc.path.name} is unreadable ({exc.reason}); {what}"
-    )
+    return ToolError(f"sweep {sweep_dir.name}: {exc.unreadable}; {what}")
 
 
 class SweepService:
@@ -144,23 +136,14 @@ class SweepService:
                 description=info["description"],
                 reference=info["reference"],
                 selection=bool(info["selection"]),
-                params={k: ParamInfo(**v) for k, v in info["params"].items()},
+                params={k: _param_info(v) for k, v in info["params"].items()},
                 example=_example(name, info["params"]),
             )
             for name, info in strategy_schemas().items()
         ]
         attacks = []
         for name, info in sorted(attack_schemas().items()):
-            params = {
-                k: ParamInfo(
-                    type=p["type"],
-                    default=p["default"],
-                    nullable=p["nullable"],
-                    allowed=_range_text(p),
-                    description=p["description"],
-                )
-                for k, p in info["params"].items()
-            }
+            params = {k: _param_info(p) for k, p in info["params"].items()}
             attacks.append(
                 AttackInfo(
                     name=name,
@@ -219,12 +202,14 @@ class SweepService:
         config: str | None,
         settings: dict[str, Any],
     ) -> SweepStarted:
-        """Validate, check limits, create the sweep directory and launch the sweep.
+        """Check the server's limits, create the sweep directory and launch the sweep.
 
-        The server checks what is pure (names, parameters, limits, bounds); the sweep
-        process checks the rest (dataset, model, each strategy's client precondition)
-        before it writes a run file, and exits with status 2 and one line when it
-        refuses: that line is this call's ``ToolError``, and its directory is removed.
+        The server parses the request only as far as its limits need (the runs, rounds,
+        clients, parameter bounds; nothing is loaded or built here). The sweep process
+        validates everything (names, dataset, model, each strategy's client
+        precondition) before it writes a file, and exits with status 2 and one line
+        when it refuses: that line is this call's ``ToolError``, and its directory is
+        removed.
         """
         settings = {k: v for k, v in settings.items() if v is not None}
         spec = self._build_spec(strategies, attacks, config, settings)
@@ -248,20 +233,7 @@ class SweepService:
                         + " Wait for one to finish (sweep_status) or stop one (sweep_cancel)."
                     )
                 sweep_dir = self._new_sweep_dir()
-                from velocity.sweepdir.io import atomic_write_json
-
-                experiment = sweep_dir / EXPERIMENT_NAME
-                atomic_write_json(experiment, data)
-                atomic_write_json(
-                    sweep_dir / "plan.json",
-                    {
-                        "runs": [r.to_json() for r in runs],
-                        "parallel": parallel,
-                        "repeats": spec.shared.repeats,
-                        "rank_by": spec.shared.rank_by,
-                        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    },
-                )
+                experiment = files.write_experiment(sweep_dir, data)
                 proc = self.launcher.start(sweep_dir, experiment)
                 # every server on the root counts the new sweep once it holds its lock
                 self.launcher.wait_locked(sweep_dir, proc, self.launcher_start_wait())
@@ -272,7 +244,7 @@ class SweepService:
                 f"cannot create a sweep under the root {self.root}: {exc.strerror or exc}"
             ) from None
         self.launcher.wait_started(sweep_dir, proc, self.start_wait_s)
-        if proc.poll() not in (None, 0) and not (sweep_dir / "status.json").is_file():
+        if proc.poll() not in (None, 0) and not files.has(sweep_dir, names.STATUS):
             refusal = refusal_message(sweep_dir) if proc.returncode == REFUSED else None
             if refusal is not None:
                 # refused before it wrote anything: no sweep exists
@@ -390,24 +362,24 @@ class SweepService:
         return self._status(sweep_dir)
 
     def _status(self, sweep_dir: Path) -> SweepStatus:
-        raw = _read_status(sweep_dir)
-        comparison_ready = (sweep_dir / "comparison.json").is_file()
-        if raw is None:
+        status = _read_status(sweep_dir)
+        comparison_ready = files.has(sweep_dir, names.COMPARISON)
+        if status is None:
             return self._status_without_file(sweep_dir, comparison_ready)
         alive = True
-        if raw.get("state") == "running" and not self.launcher.is_running(sweep_dir):
+        if status.state == "running" and not self.launcher.is_running(sweep_dir):
             # re-read: the sweep writes its final status just before it exits
-            raw = _read_status(sweep_dir) or raw
-            alive = raw.get("state") != "running" or self.launcher.is_running(sweep_dir)
-        runs: dict[str, Any] = raw["runs"] if isinstance(raw.get("runs"), dict) else {}
-        state = str(raw.get("state") or "running")
-        error = raw.get("error")
-        if not alive and _all_ended(runs, raw):
+            status = _read_status(sweep_dir) or status
+            alive = status.state != "running" or self.launcher.is_running(sweep_dir)
+        runs = status.runs
+        state: str = status.state
+        error = status.error
+        if not alive and _all_ended(runs, status):
             state, error = "done", None  # killed after its last run: nothing left to resume
         elif not alive:
             state = "interrupted"
             error = (
-                f"the sweep process (pid {raw.get('pid')}) ended without finishing; "
+                f"the sweep process (pid {status.pid}) ended without finishing; "
                 f"finished runs are kept. Resume from a shell with: velocity sweep "
                 f"--resume {sweep_dir}"
             )
@@ -415,9 +387,9 @@ class SweepService:
             if tail:
                 error += f". Last log lines:\n{tail}"
         running = [
-            RunProgress(run=name, **_progress(sweep_dir, name, entry))
+            RunProgress(run=name, **_progress(sweep_dir, name))
             for name, entry in runs.items()
-            if alive and isinstance(entry, dict) and entry.get("state") == "running"
+            if alive and entry.state == "running"
         ]
         errors = _run_errors(runs, "failed")
         diverged = _run_errors(runs, "diverged")
@@ -425,18 +397,18 @@ class SweepService:
             sweep_id=sweep_dir.name,
             sweep_dir=str(sweep_dir),
             state=state,  # type: ignore[arg-type]
-            total_runs=_int(raw.get("total_runs"), len(runs)),
-            done_runs=_int(raw.get("done_runs"), _count(runs, "done")),
-            diverged_runs=_int(raw.get("diverged_runs"), len(diverged)),
-            failed_runs=_int(raw.get("failed_runs"), len(errors)),
+            total_runs=_or(status.total_runs, len(runs)),
+            done_runs=_or(status.done_runs, _count(runs, "done")),
+            diverged_runs=_or(status.diverged_runs, len(diverged)),
+            failed_runs=_or(status.failed_runs, len(errors)),
             running=running,
             pending_runs=_count(runs, "pending"),
-            elapsed_s=_float(raw.get("elapsed_s")),
-            started_at=_text(raw.get("started_at")),
-            finished_at=_text(raw.get("finished_at")),
+            elapsed_s=status.elapsed_s,
+            started_at=status.started_at,
+            finished_at=status.finished_at,
             errors=errors,
             diverged=diverged,
-            error=str(error) if error else None,
+            error=error or None,
             comparison_ready=comparison_ready,
             next_step=_next_step(sweep_dir.name, state, comparison_ready),
         )
@@ -448,7 +420,7 @@ class SweepService:
             state, error = "starting", None
         else:
             state = "failed"
-            error = "the sweep process ended before writing status.json"
+            error = f"the sweep process ended before writing {names.STATUS}"
             tail = log_tail(sweep_dir)
             if tail:
                 error += f"; its log says:\n{tail}"
@@ -473,10 +445,10 @@ class SweepService:
         )
 
     def _planned_total(self, sweep_dir: Path) -> int:
-        plan = read_json(sweep_dir / "plan.json")
-        if plan and isinstance(plan.get("runs"), list):
-            return len(plan["runs"])
-        experiment = read_json(sweep_dir / EXPERIMENT_NAME)
+        planned = files.read_planned_configs(sweep_dir)
+        if planned is not None:
+            return len(planned)
+        experiment = files.read_experiment(sweep_dir)
         if experiment:
             from velocity.spec import build_sweep
 
@@ -500,16 +472,17 @@ class SweepService:
                 "sweep_compare again"
             )
         extra_caveats: list[str] = []
+        comparison: Comparison | dict[str, Any] | None
         try:
             comparison = self._wait_comparison(sweep_dir)
         except CorruptFileError as exc:
             comparison = _rebuild(sweep_dir)
             extra_caveats.append(
-                f"its {exc}; this verdict was rebuilt from the run files (re-render the file "
-                f"with: velocity compare {sweep_dir})"
+                f"its {exc.unreadable}; this verdict was rebuilt from the run files (re-render "
+                f"the file with: velocity compare {sweep_dir})"
             )
         if comparison is None:
-            if not any(sweep_dir.glob("*/config.json")):
+            if not files.has_runs(sweep_dir):
                 raise ToolError(
                     f"sweep {sweep_dir.name} has no results to compare (state {status.state}"
                     + (f": {status.error}" if status.error else "")
@@ -517,13 +490,13 @@ class SweepService:
                 )
             comparison = _rebuild(sweep_dir)
             extra_caveats.append(
-                f"the sweep is {status.state} and wrote no comparison.json; this verdict covers "
+                f"the sweep is {status.state} and wrote no {names.COMPARISON}; this verdict covers "
                 f"only the {finished} of {status.total_runs} runs that finished"
             )
-        elif "recommendation" not in comparison:
+        elif isinstance(comparison, dict) and "recommendation" not in comparison:
             comparison = _rebuild(sweep_dir)
             extra_caveats.append(
-                "its comparison.json predates the recommendation (an older velocity); this "
+                f"its {names.COMPARISON} predates the recommendation (an older velocity); this "
                 "verdict was rebuilt from the run files"
             )
         return _verdict(sweep_dir, comparison, extra_caveats, detail)
@@ -536,13 +509,17 @@ class SweepService:
         """
         sweep_dir = Path(verdict.sweep_dir)
         try:
-            return (sweep_dir / "robustness.png").read_bytes(), None
+            return files.read_picture(sweep_dir, names.ROBUSTNESS), None
         except OSError:
             pass
         from velocity.report.plots import INSTALL_HINT, plot_robustness
 
         try:
-            comparison = read_json(sweep_dir / "comparison.json") or _rebuild(sweep_dir)
+            comparison: Mapping[str, Any] | None = None
+            with contextlib.suppress(CorruptFileError):
+                comparison = files.read_comparison_object(sweep_dir)
+            if not comparison:
+                comparison = _rebuild(sweep_dir).model_dump()
             return plot_robustness(comparison).png, None
         except ImportError:
             reason = f"matplotlib is not installed on the server ({INSTALL_HINT})"
@@ -552,7 +529,8 @@ class SweepService:
         return None, f"heatmap not included: {reason}"
 
     def _wait_comparison(self, sweep_dir: Path, timeout: float = 15.0) -> dict[str, Any] | None:
-        """comparison.json, once the sweep has written both comparison files (None: none).
+        """comparison.json as written, once the sweep has written both comparison files
+        (None: none).
 
         The sweep writes its final status.json, then comparison.json, then
         comparison.md; while its process is still alive this waits for the last one.
@@ -560,12 +538,12 @@ class SweepService:
         """
         deadline = time.monotonic() + timeout
         while (
-            not (sweep_dir / "comparison.md").is_file()
+            not files.has(sweep_dir, names.COMPARISON_MD)
             and time.monotonic() < deadline
             and self.launcher.process_alive(sweep_dir)
         ):
             time.sleep(0.1)
-        return load_object(sweep_dir / "comparison.json")
+        return files.read_comparison_object(sweep_dir)
 
     def comparison_markdown(self, sweep_id: str) -> str:
         """The text of a finished sweep's comparison.md."""
@@ -574,15 +552,16 @@ class SweepService:
             with contextlib.suppress(CorruptFileError):
                 self._wait_comparison(sweep_dir)
         try:
-            return (sweep_dir / "comparison.md").read_text(encoding="utf-8", errors="replace")
+            return files.read_comparison_md(sweep_dir)
         except IsADirectoryError:
             raise ToolError(
-                f"sweep {sweep_dir.name}: comparison.md is unreadable (a directory, not a file)"
+                f"sweep {sweep_dir.name}: {names.COMPARISON_MD} is unreadable (a directory, not "
+                "a file)"
             ) from None
         except FileNotFoundError:
             state = self._status(sweep_dir).state
             raise ToolError(
-                f"sweep {sweep_dir.name} has no comparison.md yet (state {state}); it is "
+                f"sweep {sweep_dir.name} has no {names.COMPARISON_MD} yet (state {state}); it is "
                 "written when the sweep ends"
             ) from None
 
@@ -635,7 +614,9 @@ class SweepService:
                 f"sent SIGTERM; the sweep is still stopping (state {state}): poll sweep_status"
             )
         elif after is None:
-            message = "stopped; its status.json is unreadable, so the finished runs are not known"
+            message = (
+                f"stopped; its {names.STATUS} is unreadable, so the finished runs are not known"
+            )
         else:
             message = (
                 f"stopped: {after.done_runs} of {after.total_runs} runs had finished and are "
@@ -666,7 +647,7 @@ class SweepService:
         """
         sweeps = []
         for path in sweep_dirs(self.root):
-            raw = read_json(path / "status.json") or {}
+            status = files.read_optional_status(path)
             try:
                 state: Any = self._status(path).state
                 error = None
@@ -676,10 +657,10 @@ class SweepService:
                 SweepSummary(
                     sweep_id=path.name,
                     state=state,
-                    total_runs=_int(raw.get("total_runs"), None),
-                    done_runs=_int(raw.get("done_runs"), None),
-                    started_at=_text(raw.get("started_at")),
-                    comparison_ready=(path / "comparison.json").is_file(),
+                    total_runs=status.total_runs if status is not None else None,
+                    done_runs=status.done_runs if status is not None else None,
+                    started_at=status.started_at if status is not None else None,
+                    comparison_ready=files.has(path, names.COMPARISON),
                     error=error,
                 )
             )
@@ -689,8 +670,9 @@ class SweepService:
 # --------------------------------------------------------------------------- helpers
 
 
-def _read_status(sweep_dir: Path) -> dict[str, Any] | None:
-    """status.json (None when absent); each running run's progress is read by :func:`_progress`.
+def _read_status(sweep_dir: Path) -> Status | None:
+    """status.json (None when absent), a damaged field read as null; each running run's
+    progress is read by :func:`_progress`.
 
     Raises
     ------
@@ -698,7 +680,9 @@ def _read_status(sweep_dir: Path) -> dict[str, Any] | None:
         status.json is not a JSON object, or names a state velocity never writes.
     """
     try:
-        raw = load_object(sweep_dir / "status.json")
+        return files.read_status(sweep_dir)
+    except FileNotFoundError:
+        return None
     except CorruptFileError as exc:
         raise _corrupt(
             sweep_dir,
@@ -706,59 +690,40 @@ def _read_status(sweep_dir: Path) -> dict[str, Any] | None:
             "velocity rewrites it whenever a run starts or ends; if "
             "no sweep process is running, start a new sweep with sweep_run",
         ) from None
-    if raw is None:
-        return None
-    state = raw.get("state", "running")
-    if state not in STATES:
-        raise ToolError(
-            f"sweep {sweep_dir.name}: status.json is unreadable (state {shown(str(state), 40)} "
-            f"is not one of {', '.join(STATES)})"
-        )
-    return raw
 
 
-def _text(value: Any) -> str | None:
-    """A status.json text field (started_at, ...) as text, None when absent."""
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
-def _count(runs: Mapping[str, Any], state: str) -> int:
+def _count(runs: Mapping[str, RunState], state: str) -> int:
     """How many of status.json's runs are in ``state``."""
-    return sum(1 for e in runs.values() if isinstance(e, dict) and e.get("state") == state)
+    return sum(1 for e in runs.values() if e.state == state)
 
 
-def _run_errors(runs: Mapping[str, Any], state: str) -> list[RunError]:
+def _run_errors(
+    runs: Mapping[str, RunState], state: Literal["failed", "diverged"]
+) -> list[RunError]:
     """The runs in ``state`` (failed or diverged) with their error."""
     return [
-        RunError(run=name, error=str(entry.get("error") or state))
+        RunError(run=name, error=str(entry.error or state))
         for name, entry in runs.items()
-        if isinstance(entry, dict) and entry.get("state") == state
+        if entry.state == state
     ]
 
 
-def _all_ended(runs: Mapping[str, Any], raw: Mapping[str, Any]) -> bool:
+def _all_ended(runs: Mapping[str, RunState], status: Status) -> bool:
     """Every planned run ended (done, diverged or failed)."""
-    total = _int(raw.get("total_runs"), len(runs))
+    total = _or(status.total_runs, len(runs))
     return bool(runs) and len(runs) == total and sum(_count(runs, s) for s in ENDED) == total
 
 
-def _progress(sweep_dir: Path, name: str, entry: dict[str, Any]) -> dict[str, int | None]:
-    """A running run's round and rounds: from the merged status, else its progress.json."""
-    current, total = entry.get("round"), entry.get("rounds")
-    if current is None:
-        progress = read_json(sweep_dir / name / "progress.json") or {}
-        current, total = progress.get("round"), progress.get("rounds", total)
-    return {"round": _int(current, None), "rounds": _int(total, None)}
-
-
-def _int(value: Any, default: int | None) -> Any:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _progress(sweep_dir: Path, name: str) -> dict[str, int | None]:
+    """A running run's round and rounds, from its progress.json."""
+    progress = files.read_progress(files.run_dir(sweep_dir, name))
+    if progress is None:
+        return {"round": None, "rounds": None}
+    return {"round": progress.round, "rounds": progress.rounds}
 
 
 def _next_step(sweep_id: str, state: str, comparison_ready: bool) -> str:
@@ -780,18 +745,15 @@ def _runs_formula(spec: Any) -> str:
     return f"{entries} run entries × {repeats} repeat{'s' if repeats != 1 else ''}"
 
 
-def _range_text(p: Mapping[str, Any]) -> str:
-    """``[0, 1)``, ``> 0``, ``any`` from an attack parameter's min/max."""
-    lo, hi = p.get("min"), p.get("max")
-    if lo is not None and hi is not None:
-        left = "[" if p.get("min_inclusive", True) else "("
-        right = "]" if p.get("max_inclusive", True) else ")"
-        return f"{left}{lo}, {hi}{right}"
-    if lo is not None:
-        return f"{'>=' if p.get('min_inclusive', True) else '>'} {lo}"
-    if hi is not None:
-        return f"{'<=' if p.get('max_inclusive', True) else '<'} {hi}"
-    return "any"
+def _param_info(param: Mapping[str, Any]) -> ParamInfo:
+    """A strategy's or an attack's parameter (one schema dialect), its range as the CLI shows it."""
+    return ParamInfo(
+        type=param["type"],
+        default=param["default"],
+        nullable=param["nullable"],
+        allowed=range_text(param),
+        description=param["description"],
+    )
 
 
 def _example(name: str, params: dict[str, Any]) -> str:
@@ -799,31 +761,32 @@ def _example(name: str, params: dict[str, Any]) -> str:
     return name + (":" + ",".join(shown) if shown else "")
 
 
-def _rebuild(sweep_dir: Path) -> dict[str, Any]:
+def _rebuild(sweep_dir: Path) -> Comparison:
     """The comparison of a sweep directory, built now from its files (nothing is written).
 
     A run file velocity cannot read makes that run failed (its error names the file);
     anything else that stops the rebuild is a ``ToolError``.
     """
-    from velocity.report.comparison import build_comparison
+    from velocity.report.comparison import comparison_of
 
     try:
-        return build_comparison(sweep_dir)
+        return comparison_of(sweep_dir)
     except Exception as exc:  # a damaged run file must not crash the tool
         logger.warning("rebuilding the comparison of %s failed", sweep_dir, exc_info=True)
         raise ToolError(
             f"sweep {sweep_dir.name}: cannot build its comparison from the run files "
-            f"({type(exc).__name__}: {exc}); check each run's summary.json and rounds.csv"
+            f"({type(exc).__name__}: {exc}); check each run's {names.SUMMARY} and {names.ROUNDS}"
         ) from None
 
 
-def _recommendation(data: Mapping[str, Any], detail: Detail) -> VerdictRecommendation:
+def _recommendation(comparison: Comparison, detail: Detail) -> VerdictRecommendation:
     """comparison.json's recommendation; the summary drops each candidate's conditions."""
+    data = comparison.recommendation.model_dump()
     if detail == "summary":
         data = {
             **data,
-            "candidates": [_without_conditions(c) for c in data.get("candidates") or []],
-            "incomplete": [_without_conditions(c) for c in data.get("incomplete") or []],
+            "candidates": [_without_conditions(c) for c in data["candidates"]],
+            "incomplete": [_without_conditions(c) for c in data["incomplete"]],
         }
     return VerdictRecommendation.model_validate(data)
 
@@ -833,25 +796,30 @@ def _without_conditions(score: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _verdict(
-    sweep_dir: Path, comparison: dict[str, Any], extra_caveats: list[str], detail: Detail
+    sweep_dir: Path,
+    comparison: Comparison | Mapping[str, Any],
+    extra_caveats: list[str],
+    detail: Detail,
 ) -> Verdict:
-    """The tool's result from a comparison dict (see :class:`Verdict`)."""
-    header = comparison.get("header") or {}
-    ranking = comparison.get("ranking") or []
+    """The tool's result from a comparison (see :class:`Verdict`); a comparison.json of
+    another shape is a ``ToolError`` saying how to rebuild it."""
     try:
-        recommendation = _recommendation(comparison["recommendation"], detail)
+        if not isinstance(comparison, Comparison):
+            comparison = Comparison.model_validate(comparison)
+        recommendation = _recommendation(comparison, detail)
+        ranking = comparison.ranking
         return Verdict(
             recommendation=recommendation,
             verdict=recommendation.reason,
             detail=detail,
             sweep_id=sweep_dir.name,
             sweep_dir=str(sweep_dir),
-            state=header.get("state"),
-            by_attack=(comparison.get("most_robust") or {}).get("by_attack") or {},
-            caveats=[*extra_caveats, *(comparison.get("caveats") or [])],
-            header=header,
+            state=comparison.header.state,
+            by_attack=comparison.most_robust.by_attack,
+            caveats=[*extra_caveats, *comparison.caveats],
+            header=comparison.header,
             ranking=ranking if detail == "full" else ranking[:SUMMARY_ROWS],
-            generated_at=comparison.get("generated_at"),
+            generated_at=comparison.generated_at,
             comparison_uri=comparison_uri(sweep_dir.name),
             **(_full_only(comparison) if detail == "full" else {}),
         )
@@ -862,15 +830,15 @@ def _verdict(
         ) from None
 
 
-def _full_only(comparison: Mapping[str, Any]) -> dict[str, Any]:
+def _full_only(comparison: Comparison) -> dict[str, Any]:
     """The fields only detail='full' carries: the lowest-loss winner and the runs without
     a normal result."""
     return {
-        "winner": comparison.get("winner"),
-        "winner_attack": comparison.get("winner_attack"),
-        "winner_within_noise": bool(comparison.get("winner_within_noise")),
-        "tied_with": list(comparison.get("tied_with") or []),
-        "failed": comparison.get("failed") or [],
-        "diverged": comparison.get("diverged") or [],
-        "not_run": comparison.get("not_run") or [],
+        "winner": comparison.winner,
+        "winner_attack": comparison.winner_attack,
+        "winner_within_noise": comparison.winner_within_noise,
+        "tied_with": comparison.tied_with,
+        "failed": comparison.failed,
+        "diverged": comparison.diverged,
+        "not_run": comparison.not_run,
     }

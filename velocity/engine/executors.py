@@ -150,7 +150,7 @@ class Executor(ABC):
         try:
             summary = write_failure(spec, self.out_dir / spec.name, error)
         except OSError as exc:
-            summary = failure_summary(spec, self.out_dir / spec.name, error)
+            summary = failure_summary(spec, self.out_dir / spec.name, error).to_json()
             self.abort(describe_write_error(exc))
         self.tracker.finish(spec.name, "failed", error=error, summary=summary)
 

@@ -48,11 +48,14 @@ from velocity.engine.executors import ExecutionSettings, Executor
 from velocity.engine.pool import TEST_HOOK_ENV, clean_run_dir, execute_run
 from velocity.errors import SpecError
 from velocity.spec import RunSpec
+from velocity.sweepdir import files, names
 from velocity.sweepdir.checkpoints import resolve_storage
-from velocity.sweepdir.io import atomic_write_bytes, atomic_write_json, describe_write_error
+from velocity.sweepdir.io import describe_write_error
+from velocity.sweepdir.models import Progress
 
 INSTALL_HINT = "pip install 'velocity-fl[ray]'"
-_WRITTEN_LAST = ("config.json", "summary.json", "progress.json")  # the driver's, in this order
+#: The files the driver writes itself, last and in this order.
+_WRITTEN_LAST = (names.CONFIG, names.SUMMARY, names.PROGRESS)
 _WAIT_S = 0.1  # how often the driver looks at the cancel flag while waiting
 
 
@@ -274,14 +277,14 @@ class RayExecutor(Executor):
 
     def _event(self, spec: RunSpec, event: tuple[Any, ...]) -> None:
         """A run's start or round: keep its progress.json live on the driver, tell the tracker."""
-        run_dir = self.out_dir / spec.name
+        run_dir = files.run_dir(self.out_dir, spec.name)
         if event[0] == "start":
             run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(run_dir / "config.json", spec.to_json())
-            progress = {"state": "running", "round": 0, "rounds": spec.rounds}
+            files.write_config(run_dir, spec)
+            progress = Progress(state="running", round=0, rounds=spec.rounds)
         else:
-            progress = {"state": "running", "round": int(event[2]), "rounds": spec.rounds}
-        atomic_write_json(run_dir / "progress.json", progress)
+            progress = Progress(state="running", round=int(event[2]), rounds=spec.rounds)
+        files.write_progress(run_dir, progress)
         self.tracker.event(event)
 
     def _write_files(self, spec: RunSpec, result: dict[str, Any]) -> None:
@@ -295,16 +298,16 @@ class RayExecutor(Executor):
         if spec.storage is not None:
             directory = resolve_storage(spec.storage)
             for name, data in result["storage"].items():
-                _write_bytes(directory / name, data)
+                files.write_run_file(directory, name, data)
             if summary.get("checkpoint"):
-                summary["checkpoint"] = str((directory / "final.npz").resolve())
-        run_dir = self.out_dir / spec.name
-        files: dict[str, bytes] = result["files"]
-        for name in sorted(set(files) - set(_WRITTEN_LAST)):
-            _write_bytes(run_dir / name, files[name])
-        atomic_write_json(run_dir / "config.json", spec.to_json())
-        atomic_write_json(run_dir / "summary.json", summary)
-        _write_bytes(run_dir / "progress.json", files["progress.json"])
+                summary["checkpoint"] = str((directory / names.FINAL_CHECKPOINT).resolve())
+        run_dir = files.run_dir(self.out_dir, spec.name)
+        returned: dict[str, bytes] = result["files"]
+        for name in sorted(set(returned) - set(_WRITTEN_LAST)):
+            files.write_run_file(run_dir, name, returned[name])
+        files.write_config(run_dir, spec)
+        result["summary"] = files.write_summary(run_dir, summary)
+        files.write_run_file(run_dir, names.PROGRESS, returned[names.PROGRESS])
 
 
 def _check_reachable(address: str) -> None:
@@ -322,9 +325,3 @@ def _check_reachable(address: str) -> None:
             f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
             "(is `ray start --head` running there?)"
         ) from None
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``path``, creating its directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)

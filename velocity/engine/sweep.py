@@ -59,36 +59,26 @@ from velocity.engine.executors import (
 from velocity.engine.pool import (
     PINNED_ENV,
     START_METHOD_ENV,
-    TEST_CRASH_ENV,
-    TEST_RAISE_ENV,
-    TEST_SLOW_ENV,
 )
 from velocity.engine.status import (
     FinishedCheck,
     RunOutcome,
     Tracker,
     read_status,
-    utc_now,
     verify_finished_run,
     write_failure,
 )
 from velocity.errors import SpecError, format_validation_error
 from velocity.spec import RankBy, RunSpec
+from velocity.sweepdir import files, names
 from velocity.sweepdir import lock as sweeplock
-from velocity.sweepdir.io import (
-    atomic_write_json,
-    describe_write_error,
-    read_json,
-    remove_stray_temp_files,
-)
+from velocity.sweepdir.io import describe_write_error, remove_stray_temp_files, utc_now
+from velocity.sweepdir.models import Plan
 
 __all__ = [
     "BACKENDS",
     "PINNED_ENV",
     "START_METHOD_ENV",
-    "TEST_CRASH_ENV",
-    "TEST_RAISE_ENV",
-    "TEST_SLOW_ENV",
     "FinishedCheck",
     "RunOutcome",
     "SweepResult",
@@ -249,7 +239,7 @@ def run_sweep(
             tracker.write(state, error=error, final=True, elapsed_s=wall_s)
         # how it ended is on disk: the reports may use the space, all but enough to
         # record that they could not be written
-        lock.shrink_reserve(_file_size(out_dir / "status.json") + 16 * 1024)
+        lock.shrink_reserve(files.size(out_dir, names.STATUS) + 16 * 1024)
         comparison = None
         try:
             from velocity.report.render import render_all
@@ -298,46 +288,23 @@ def _write_plan(
     from velocity.engine.manifest import capture_manifest
 
     try:
-        atomic_write_json(
-            out_dir / "plan.json",
-            {
-                "runs": [spec.to_json() for spec in runs],
-                "parallel": workers,
-                "backend": backend,
-                "repeats": max(spec.repeat for spec in runs) + 1,
-                "rank_by": rank_by,
-                "created_at": utc_now(),
-            },
+        files.write_plan(
+            out_dir,
+            Plan.of(
+                runs,
+                parallel=workers,
+                backend=backend,  # type: ignore[arg-type]
+                rank_by=rank_by,
+                created_at=utc_now(),
+            ),
         )
         manifest = capture_manifest(command or sys.argv, config_path)
         if resume:
             manifest["previous"] = _previous_manifests(out_dir)
-        atomic_write_json(out_dir / "manifest.json", manifest)
+        files.write_manifest(out_dir, manifest)
     except OSError as exc:
         reason = describe_write_error(exc)
         raise SpecError(f"cannot start the sweep in {out_dir}: {reason}") from None
-
-
-#: The sweep-level files a sweep (re)writes; a resume refuses when one is not a file.
-_SWEEP_FILES = (
-    "plan.json",
-    "manifest.json",
-    "status.json",
-    "results.csv",
-    "comparison.json",
-    "comparison.md",
-    "plots.json",
-    "curves.png",
-    "robustness.png",
-    "report.html",
-)
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _reserve(lock: sweeplock.SweepLock, num_runs: int) -> None:
@@ -364,23 +331,23 @@ def _acquire(out_dir: Path) -> sweeplock.SweepLock:
         raise SpecError(str(exc)) from None
     except OSError as exc:
         if not exc.filename:
-            exc.filename = str(out_dir / sweeplock.LOCK_FILE)
+            exc.filename = str(out_dir / names.LOCK)
         raise SpecError(f"cannot lock {out_dir}: {describe_write_error(exc)}") from None
 
 
 def _lock_to_resume(out_dir: Path) -> sweeplock.SweepLock:
     """Lock an existing sweep directory; refuse one that is not a sweep directory."""
     if not out_dir.is_dir():
-        raise SpecError(f"cannot resume {out_dir}: not a sweep directory (no plan.json)")
-    had_lock_file = os.path.lexists(out_dir / sweeplock.LOCK_FILE)
+        raise SpecError(f"cannot resume {out_dir}: not a sweep directory (no {names.PLAN})")
+    had_lock_file = os.path.lexists(out_dir / names.LOCK)
     lock = _acquire(out_dir)
-    plan = out_dir / "plan.json"
+    plan = out_dir / names.PLAN
     if not plan.is_file():
         if had_lock_file:
             lock.release()
         else:
             lock.remove()  # leave the directory as it was
-        what = "plan.json is not a file" if os.path.lexists(plan) else "no plan.json"
+        what = f"{names.PLAN} is not a file" if os.path.lexists(plan) else f"no {names.PLAN}"
         raise SpecError(f"cannot resume {out_dir}: not a sweep directory ({what})")
     return lock
 
@@ -398,7 +365,7 @@ def _lock_fresh(out_dir: Path) -> tuple[sweeplock.SweepLock, list[Path]]:
     except SpecError:
         if created and sweeplock.holder(out_dir) is None:  # a lock file it could not fill
             with suppress(OSError):
-                (out_dir / sweeplock.LOCK_FILE).unlink()
+                (out_dir / names.LOCK).unlink()
         _remove_dirs(created)
         raise
     try:
@@ -415,9 +382,7 @@ def _lock_fresh(out_dir: Path) -> tuple[sweeplock.SweepLock, list[Path]]:
 
 def _undo_fresh(out_dir: Path, lock: sweeplock.SweepLock, created: Sequence[Path]) -> None:
     """Remove what a fresh sweep wrote before it could start (its plan, manifest, lock)."""
-    for name in ("plan.json", "manifest.json"):
-        with suppress(OSError):
-            (out_dir / name).unlink()
+    files.discard(out_dir, names.PLAN, names.MANIFEST)
     remove_stray_temp_files(out_dir, recursive=False)
     lock.remove()
     _remove_dirs(created)
@@ -427,18 +392,26 @@ def _undo_fresh(out_dir: Path, lock: sweeplock.SweepLock, created: Sequence[Path
 
 
 def _check_names(runs: Sequence[RunSpec]) -> None:
+    """Refuse duplicate run names and names of the sweep's own files (each run is a
+    directory beside them)."""
     seen: set[str] = set()
     for spec in runs:
         if spec.name in seen:
             raise SpecError(f"duplicate run name {spec.name!r}: run names must be unique")
         seen.add(spec.name)
+    try:
+        names.check_run_names(seen)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def _check_fresh(out_dir: Path, *, locked: bool = False) -> dict[str, dict[str, Any]]:
     """Refuse a fresh sweep into a path that is not a directory or holds anything.
 
     A ``.lock`` alone (left by a sweep refused, or killed, before it wrote anything)
-    does not count, unless a live driver holds it (``locked``: this process does).
+    does not count, unless a live driver holds it (``locked``: this process does);
+    nor do a launcher's ``experiment.json`` and ``sweep.log`` (``names.LAUNCH_FILES``:
+    the MCP server starts a sweep into the directory it made for it).
     """
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise SpecError(f"output path {out_dir} exists and is not a directory")
@@ -448,13 +421,13 @@ def _check_fresh(out_dir: Path, *, locked: bool = False) -> dict[str, dict[str, 
     if pid is not None:
         raise SpecError(str(sweeplock.SweepLockedError(out_dir, pid or None)))
     try:
-        entries = [p for p in out_dir.iterdir() if p.name != sweeplock.LOCK_FILE]
+        entries = [p for p in out_dir.iterdir() if p.name not in names.LAUNCH_FILES]
     except OSError as exc:
         raise SpecError(f"cannot read {out_dir}: {exc.strerror or exc}") from None
     if entries:
         hint = (
             f"pass --resume {out_dir} to finish that sweep"
-            if (out_dir / "plan.json").exists()
+            if (out_dir / names.PLAN).exists()
             else "choose another --out"
         )
         raise SpecError(f"output directory {out_dir} is not empty; {hint}")
@@ -471,10 +444,8 @@ def _previous_runs(
     not finish is rerun without a word). Called with the sweep's lock held: no
     other driver, and no worker of a dead one, writes here.
     """
-    for name in _SWEEP_FILES:  # what this sweep rewrites must be a file, or absent
-        path = out_dir / name
-        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
-            raise SpecError(f"cannot resume {out_dir}: {path} is not a file; remove it first")
+    for path in files.not_files(out_dir, names.REWRITTEN):  # what a sweep rewrites
+        raise SpecError(f"cannot resume {out_dir}: {path} is not a file; remove it first")
     remove_stray_temp_files(out_dir)  # a killed driver's or worker's half-writes
     done: dict[str, dict[str, Any]] = {}
     reruns: dict[str, str] = {}
@@ -486,14 +457,11 @@ def _previous_runs(
             reruns[spec.name] = f"{run_dir} is not a directory"
             continue
         try:
-            config = read_json(run_dir / "config.json")
+            config = files.read_config_object(run_dir)
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
-            reruns[spec.name] = f"config.json is unreadable ({_oneline(exc)})"
-            continue
-        if not isinstance(config, dict):
-            reruns[spec.name] = "config.json is not a JSON object"
+            reruns[spec.name] = f"{names.CONFIG} is unreadable ({_oneline(exc)})"
             continue
         try:
             recorded = RunSpec.model_validate(config)
@@ -502,7 +470,7 @@ def _previous_runs(
                 format_validation_error(exc) if isinstance(exc, ValidationError) else _oneline(exc)
             )
             raise SpecError(
-                f"cannot resume {out_dir}: run {spec.name!r}: {run_dir / 'config.json'} does "
+                f"cannot resume {out_dir}: run {spec.name!r}: {run_dir / names.CONFIG} does "
                 f"not validate ({first}); start a new sweep instead"
             ) from None
         differs = _differences(recorded, spec)
@@ -526,11 +494,8 @@ def _oneline(exc: BaseException) -> str:
 
 def _previous_manifests(out_dir: Path) -> list[dict[str, Any]]:
     """The manifests of the earlier sessions of a resumed sweep, oldest first."""
-    try:
-        old = read_json(out_dir / "manifest.json")
-    except (OSError, ValueError):
-        return []
-    if not isinstance(old, dict):
+    old = files.read_manifest(out_dir)
+    if not old:
         return []
     earlier = old.pop("previous", None)
     return [*(earlier if isinstance(earlier, list) else []), old]

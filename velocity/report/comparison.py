@@ -37,23 +37,33 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from velocity.report.verdict import (
     Gap,
     Observation,
-    Recommendation,
     best_under_attacks,
     ceiling_caveat,
     recommend,
     sweep_conditions,
 )
 from velocity.spec import NO_ATTACK, RANK_BY, RankBy
-from velocity.sweepdir.io import finite_float as _float
-from velocity.sweepdir.io import read_optional_json
-from velocity.sweepdir.runs import DETECTION_KEYS, RunFiles, read_runs
+from velocity.sweepdir import files, names
+from velocity.sweepdir.comparison import (
+    Comparison,
+    Header,
+    MostRobust,
+    NotRun,
+    Overall,
+    RankRow,
+    Recommendation,
+    RunError,
+    Setting,
+)
+from velocity.sweepdir.io import utc_now
+from velocity.sweepdir.models import DETECTION_KEYS, Detection, Plan, Status
+from velocity.sweepdir.runs import RunFiles, read_runs
 
 DEFAULT_RANK_BY: RankBy = "accuracy"
 
@@ -67,7 +77,8 @@ class _Cell:
     attack: str
     runs: list[RunFiles] = field(default_factory=list)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RankRow:
+        """The cell's row of the ranking (``rank`` is set once the rows are sorted)."""
         diverged = sum(r.status == "diverged" for r in self.runs)
         losses = [None if r.status == "diverged" else r.final_loss for r in self.runs]
         loss, loss_std = _mean_std(losses)
@@ -75,23 +86,24 @@ class _Cell:
             [0.0 if r.status == "diverged" else r.final_accuracy for r in self.runs]
         )
         elapsed = [r.elapsed_s for r in self.runs if r.elapsed_s is not None]
-        return {
-            "run": self.name,
-            "runs": [r.name for r in self.runs],
-            "strategy": self.strategy,
-            "attack": self.attack,
-            "repeats": len(self.runs),
-            "diverged": diverged,
-            "final_loss": loss,
-            "final_loss_std": loss_std,
-            "mean_loss": _mean_std([r.mean_loss for r in self.runs])[0] if not diverged else None,
-            "final_accuracy": acc,
-            "final_accuracy_std": acc_std,
-            "elapsed_s": statistics.fmean(elapsed) if elapsed else None,
-            "loss_increase": None,
-            "accuracy_drop": None,
-            "detection": _sum_detection(r.detection for r in self.runs),
-        }
+        return RankRow(
+            rank=0,
+            run=self.name,
+            runs=[r.name for r in self.runs],
+            strategy=self.strategy,
+            attack=self.attack,
+            repeats=len(self.runs),
+            diverged=diverged,
+            final_loss=loss,
+            final_loss_std=loss_std,
+            mean_loss=_mean_std([r.mean_loss for r in self.runs])[0] if not diverged else None,
+            final_accuracy=acc,
+            final_accuracy_std=acc_std,
+            elapsed_s=statistics.fmean(elapsed) if elapsed else None,
+            loss_increase=None,
+            accuracy_drop=None,
+            detection=_sum_detection(r.detection for r in self.runs),
+        )
 
 
 # --------------------------------------------------------------------------- statistics
@@ -105,26 +117,37 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
 
 
-def _sum_detection(items: Iterable[dict[str, int] | None]) -> dict[str, int] | None:
+def _sum_detection(items: Iterable[dict[str, int] | None]) -> Detection | None:
     present = [d for d in items if d is not None]
     if not present:
         return None
-    return {k: sum(d.get(k, 0) for d in present) for k in DETECTION_KEYS}
+    return Detection(**{k: sum(d.get(k, 0) for d in present) for k in DETECTION_KEYS})
 
 
 def loss_noise(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, float] | None:
-    """``(|Δ mean|, 2·SE)`` of two cells' final losses; None unless both have repeats."""
-    if a["final_loss_std"] is None or b["final_loss_std"] is None:
-        return None
-    delta = abs(a["final_loss"] - b["final_loss"])
-    se = math.sqrt(
-        a["final_loss_std"] ** 2 / a["repeats"] + b["final_loss_std"] ** 2 / b["repeats"]
+    """``(|Δ mean|, 2·SE)`` of two cells' final losses (ranking rows of comparison.json);
+    None unless both have repeats."""
+    return _loss_noise(
+        (a["final_loss"], a["final_loss_std"], a["repeats"]),
+        (b["final_loss"], b["final_loss_std"], b["repeats"]),
     )
+
+
+def _loss_noise(
+    a: tuple[float | None, float | None, int], b: tuple[float | None, float | None, int]
+) -> tuple[float, float] | None:
+    (loss_a, std_a, n_a), (loss_b, std_b, n_b) = a, b
+    if std_a is None or std_b is None or loss_a is None or loss_b is None:
+        return None
+    delta = abs(loss_a - loss_b)
+    se = math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
     return delta, 2 * se
 
 
-def _within_noise(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    noise = loss_noise(a, b)
+def _within_noise(a: RankRow, b: RankRow) -> bool:
+    noise = _loss_noise(
+        (a.final_loss, a.final_loss_std, a.repeats), (b.final_loss, b.final_loss_std, b.repeats)
+    )
     return noise is not None and (noise[0] < noise[1] or noise[0] == 0)
 
 
@@ -140,39 +163,41 @@ def _group(runs: list[RunFiles]) -> list[_Cell]:
     return list(cells.values())
 
 
-def _rank(cells: list[_Cell], rank_by: RankBy) -> list[dict[str, Any]]:
+def _rank(cells: list[_Cell], rank_by: RankBy) -> list[RankRow]:
     """Cell rows sorted by ``rank_by`` (accuracy: highest first; loss: lowest first)."""
     rows = [cell.stats() for cell in cells]
     if rank_by == "accuracy":
         rows.sort(
             key=lambda r: (
-                r["final_accuracy"] is None,
-                -(r["final_accuracy"] or 0.0),
-                r["final_loss"] is None,
-                r["final_loss"] or 0.0,
-                r["run"],
+                r.final_accuracy is None,
+                -(r.final_accuracy or 0.0),
+                r.final_loss is None,
+                r.final_loss or 0.0,
+                r.run,
             )
         )
     else:
-        rows.sort(key=lambda r: (r["final_loss"] is None, r["final_loss"] or 0.0, r["run"]))
-    return [{"rank": i, **row} for i, row in enumerate(rows, start=1)]
+        rows.sort(key=lambda r: (r.final_loss is None, r.final_loss or 0.0, r.run))
+    for i, row in enumerate(rows, start=1):
+        row.rank = i
+    return rows
 
 
-def _fill_increases(rows: list[dict[str, Any]]) -> None:
+def _fill_increases(rows: list[RankRow]) -> None:
     """Set ``loss_increase`` and ``accuracy_drop`` (positive = worse) of attacked cells
     against the same strategy's first no-attack cell."""
-    baselines: dict[str, dict[str, Any]] = {}
+    baselines: dict[str, RankRow] = {}
     for row in rows:
-        if row["attack"] == NO_ATTACK:
-            baselines.setdefault(row["strategy"], row)
+        if row.attack == NO_ATTACK:
+            baselines.setdefault(row.strategy, row)
     for row in rows:
-        base = baselines.get(row["strategy"])
-        if row["attack"] == NO_ATTACK or base is None:
+        base = baselines.get(row.strategy)
+        if row.attack == NO_ATTACK or base is None:
             continue
-        if row["final_loss"] is not None and base["final_loss"] is not None:
-            row["loss_increase"] = row["final_loss"] - base["final_loss"]
-        if row["final_accuracy"] is not None and base["final_accuracy"] is not None:
-            row["accuracy_drop"] = base["final_accuracy"] - row["final_accuracy"]
+        if row.final_loss is not None and base.final_loss is not None:
+            row.loss_increase = row.final_loss - base.final_loss
+        if row.final_accuracy is not None and base.final_accuracy is not None:
+            row.accuracy_drop = base.final_accuracy - row.final_accuracy
 
 
 def _observations(runs: Sequence[RunFiles]) -> tuple[list[Observation], list[Gap]]:
@@ -180,7 +205,6 @@ def _observations(runs: Sequence[RunFiles]) -> tuple[list[Observation], list[Gap
     observations, gaps = [], []
     for run in runs:
         if run.finished:
-            test = run.summary.get("test_samples")
             observations.append(
                 Observation(
                     strategy=run.strategy,
@@ -190,7 +214,7 @@ def _observations(runs: Sequence[RunFiles]) -> tuple[list[Observation], list[Gap
                     diverged=run.status == "diverged",
                     accuracy=run.final_accuracy,
                     loss=run.final_loss,
-                    test_samples=test if isinstance(test, int) and test > 0 else None,
+                    test_samples=run.test_samples,
                     elapsed_s=run.elapsed_s,
                 )
             )
@@ -214,20 +238,19 @@ def _most_robust(
     gaps: Sequence[Gap],
     recommendation: Recommendation,
     rank_by: RankBy,
-) -> dict[str, Any]:
+) -> MostRobust:
     """Per attack, the best strategy under it; overall, the recommendation."""
     best = best_under_attacks(observations, rank_by=rank_by, reference=_reference_strategy(runs))
     attacks = [c for c in sweep_conditions(observations, gaps) if c != NO_ATTACK]
-    by_attack = {a: (best[a].model_dump() if a in best else None) for a in attacks}
     overall = None
     if recommendation.strategy is not None and attacks:
-        overall = {
-            "strategy": recommendation.strategy,
-            "worst_case_accuracy": recommendation.worst_case_accuracy,
-            "binding": recommendation.binding,
-            "attacks": attacks,
-        }
-    return {"by_attack": by_attack, "overall": overall}
+        overall = Overall(
+            strategy=recommendation.strategy,
+            worst_case_accuracy=recommendation.worst_case_accuracy,
+            binding=recommendation.binding,
+            attacks=attacks,
+        )
+    return MostRobust(by_attack={a: best.get(a) for a in attacks}, overall=overall)
 
 
 def _shared(values: Iterable[Any]) -> Any:
@@ -239,7 +262,7 @@ def _shared(values: Iterable[Any]) -> Any:
     return parsed[0] if len(parsed) == 1 else parsed
 
 
-def _setting(runs: Sequence[RunFiles]) -> dict[str, Any]:
+def _setting(runs: Sequence[RunFiles]) -> Setting:
     """The experiment's setting, as the runs' configs say (one value, or the distinct ones)."""
     specs = [r.spec for r in runs if r.spec is not None]
     configs = [r.config for r in runs if r.config]
@@ -248,67 +271,74 @@ def _setting(runs: Sequence[RunFiles]) -> dict[str, Any]:
         return _shared(c.get(key) for c in configs)
 
     dirichlet = [s for s in specs if s.partition == "dirichlet"]
+    shards = [s for s in specs if s.partition == "shards"]
     byzantine: dict[str, int] = {}
     for run in runs:
-        clients = run.summary.get("byzantine_clients")
-        if run.attack != NO_ATTACK and isinstance(clients, dict):
+        clients = run.byzantine_clients
+        if run.attack != NO_ATTACK and clients is not None:
             byzantine[run.attack] = max(byzantine.get(run.attack, 0), len(clients))
-    tests = [t for r in runs if isinstance(t := r.summary.get("test_samples"), int)]
-    return {
-        "dataset": shared("dataset"),
-        "model": shared("model_id"),
-        "partition": shared("partition"),
-        "alpha": _shared(s.alpha for s in dirichlet) if dirichlet else None,
-        "clients": shared("clients"),
-        "clients_per_round": _shared(s.clients_per_round for s in specs),
-        "fraction_fit": shared("fraction_fit"),
-        "rounds": shared("rounds"),
-        "local_epochs": shared("local_epochs"),
-        "batch_size": shared("batch_size"),
-        "lr": shared("lr"),
-        "test_samples": _shared(tests),
-        "byzantine": dict(sorted(byzantine.items())),
-    }
+    tests = [t for r in runs if (t := r.test_samples) is not None]
+    return Setting(
+        dataset=shared("dataset"),
+        model=shared("model_id"),
+        partition=shared("partition"),
+        alpha=_shared(s.alpha for s in dirichlet) if dirichlet else None,
+        shards_per_client=_shared(s.shards_per_client for s in shards) if shards else None,
+        samples_per_client=shared("samples_per_client"),
+        clients=shared("clients"),
+        clients_per_round=_shared(s.clients_per_round for s in specs),
+        fraction_fit=shared("fraction_fit"),
+        rounds=shared("rounds"),
+        local_epochs=shared("local_epochs"),
+        local_steps=shared("local_steps"),
+        momentum=shared("momentum"),
+        batch_size=shared("batch_size"),
+        lr=shared("lr"),
+        test_samples=_shared(tests),
+        byzantine=dict(sorted(byzantine.items())),
+    )
 
 
 def _header(
     runs: list[RunFiles],
-    rows: list[dict[str, Any]],
-    plan: dict[str, Any],
-    status: dict[str, Any],
+    rows: list[RankRow],
+    plan: Plan | None,
+    status: Status | None,
     wall_s: float | None,
     parallel: int | None,
     rank_by: RankBy,
-) -> dict[str, Any]:
+) -> Header:
     started = [r for r in runs if not r.not_run]
-    wall = wall_s if wall_s is not None else _float(status.get("elapsed_s"))
-    if parallel is None and isinstance(plan.get("parallel"), int):
-        parallel = plan["parallel"]
+    wall = wall_s
+    if wall is None and status is not None and status.elapsed_s is not None:
+        wall = status.elapsed_s if math.isfinite(status.elapsed_s) else None
+    if parallel is None and plan is not None:
+        parallel = plan.parallel
     serial = sum(r.elapsed_s for r in started if r.elapsed_s is not None)
-    repeats = plan.get("repeats")
-    if not isinstance(repeats, int):
-        repeats = max((row["repeats"] for row in rows), default=1)
+    repeats = plan.repeats if plan is not None else None
+    if repeats is None:
+        repeats = max((row.repeats for row in rows), default=1)
     setting = _setting(runs)
-    return {
-        "state": status.get("state"),
-        "runs_total": len(runs),
-        "runs_done": sum(r.status == "done" for r in runs),
-        "runs_diverged": sum(r.status == "diverged" for r in runs),
-        "runs_failed": sum(r.status == "failed" for r in runs),
-        "runs_not_run": sum(r.not_run for r in runs),
-        "cells": len(rows),
-        "repeats": repeats,
-        "parallel": parallel,
-        "wall_s": wall,
-        "serial_s": serial,
-        "speedup": serial / wall if wall else None,
-        "rank_by": rank_by,
-        "rounds": setting["rounds"],
-        "clients": setting["clients"],
-        "dataset": setting["dataset"],
-        "model": setting["model"],
-        "setting": setting,
-    }
+    return Header(
+        state=status.state if status is not None else None,
+        runs_total=len(runs),
+        runs_done=sum(r.status == "done" for r in runs),
+        runs_diverged=sum(r.status == "diverged" for r in runs),
+        runs_failed=sum(r.status == "failed" for r in runs),
+        runs_not_run=sum(r.not_run for r in runs),
+        cells=len(rows),
+        repeats=repeats,
+        parallel=parallel,
+        wall_s=wall,
+        serial_s=serial,
+        speedup=serial / wall if wall else None,
+        rank_by=rank_by,
+        rounds=setting.rounds,
+        clients=setting.clients,
+        dataset=setting.dataset,
+        model=setting.model,
+        setting=setting,
+    )
 
 
 def _configured_caveats(runs: Sequence[RunFiles]) -> list[str]:
@@ -332,29 +362,28 @@ def _configured_caveats(runs: Sequence[RunFiles]) -> list[str]:
     ]
 
 
-def _run_caveats(runs: list[RunFiles], rows: list[dict[str, Any]]) -> list[str]:
+def _run_caveats(runs: list[RunFiles], rows: list[RankRow]) -> list[str]:
     caveats = []
     stale = [r.name for r in runs if r.stale]
     if stale:
         caveats.append(
-            f"{len(stale)} config.json file(s) do not validate against this version of velocity "
+            f"{len(stale)} {names.CONFIG} file(s) do not validate against this version of velocity "
             f"({', '.join(stale[:3])}{', …' if len(stale) > 3 else ''}); "
             "their labels are read from the raw files"
         )
-    diverged = [row for row in rows if row["diverged"]]
+    diverged = [row for row in rows if row.diverged]
     if diverged:
         listed = ", ".join(
-            f"{row['run']}"
-            + (f" ({row['diverged']} of {row['repeats']})" if row["repeats"] > 1 else "")
+            f"{row.run}" + (f" ({row.diverged} of {row.repeats})" if row.repeats > 1 else "")
             for row in diverged
         )
         caveats.append(f"diverged (counted as broken, accuracy 0, in the recommendation): {listed}")
-    counts = {row["run"]: row["repeats"] for row in rows}
+    counts = {row.run: row.repeats for row in rows}
     planned = Counter(run.cell for run in runs)
     for cell, done in counts.items():
         if planned.get(cell, done) > done:
             caveats.append(f"{cell}: only {done} of {planned[cell]} repeats finished")
-    cells_per_condition = Counter((row["strategy"], row["attack"]) for row in rows)
+    cells_per_condition = Counter((row.strategy, row.attack) for row in rows)
     for (strategy, attack), n in cells_per_condition.items():
         if n > 1:
             caveats.append(
@@ -384,7 +413,7 @@ def _verdict_caveats(
         )
     if recommendation.rank_by == "accuracy" and not recommendation.noise_measured:
         caveats.append(
-            "the test-set size is unknown (summary.json files from an older velocity) and "
+            f"the test-set size is unknown ({names.SUMMARY} files from an older velocity) and "
             "there is one repeat: the recommendation's noise is not measured"
         )
     if recommendation.candidates and any(
@@ -396,21 +425,21 @@ def _verdict_caveats(
     return caveats
 
 
-def _winner(rows: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool, list[str]]:
+def _winner(rows: list[RankRow]) -> tuple[RankRow | None, bool, list[str]]:
     ranked = sorted(
-        (r for r in rows if r["final_loss"] is not None), key=lambda r: (r["final_loss"], r["run"])
+        (r for r in rows if r.final_loss is not None), key=lambda r: (r.final_loss or 0.0, r.run)
     )
     if not ranked:
         return None, False, []
     top = ranked[0]
-    tied = [r["run"] for r in ranked[1:] if _within_noise(top, r)]
-    return top, bool(tied), [top["run"], *tied] if tied else []
+    tied = [r.run for r in ranked[1:] if _within_noise(top, r)]
+    return top, bool(tied), [top.run, *tied] if tied else []
 
 
 def plan_rank_by(sweep_dir: Path) -> RankBy:
     """The ``rank_by`` a sweep was started with (``plan.json``), else the default."""
-    value = read_optional_json(Path(sweep_dir) / "plan.json").get("rank_by")
-    return value if value in RANK_BY else DEFAULT_RANK_BY
+    plan = files.read_plan_settings(sweep_dir)
+    return plan.rank_by if plan is not None else DEFAULT_RANK_BY
 
 
 def build_comparison(
@@ -420,16 +449,28 @@ def build_comparison(
     parallel: int | None = None,
     rank_by: RankBy | None = None,
 ) -> dict[str, Any]:
-    """The comparison of a sweep directory, as the ``comparison.json`` dict (docs/files.md).
+    """The comparison of a sweep directory, as the ``comparison.json`` dict (docs/files.md):
+    :func:`comparison_of`'s :class:`~velocity.sweepdir.comparison.Comparison`, dumped."""
+    return comparison_of(sweep_dir, wall_s=wall_s, parallel=parallel, rank_by=rank_by).model_dump()
+
+
+def comparison_of(
+    sweep_dir: Path,
+    *,
+    wall_s: float | None = None,
+    parallel: int | None = None,
+    rank_by: RankBy | None = None,
+) -> Comparison:
+    """The comparison of a sweep directory (the model of ``comparison.json``).
 
     ``wall_s`` and ``parallel`` default to ``status.json``'s ``elapsed_s`` and
     ``plan.json``'s ``parallel``, and ``rank_by`` to ``plan.json``'s (else
     accuracy), so a re-render gives the same verdict.
     """
     sweep_dir = Path(sweep_dir)
-    plan = read_optional_json(sweep_dir / "plan.json")
-    status = read_optional_json(sweep_dir / "status.json")
-    rank_by = rank_by or plan_rank_by(sweep_dir)
+    plan = files.read_plan_settings(sweep_dir)
+    status = files.read_optional_status(sweep_dir)
+    rank_by = rank_by or (plan.rank_by if plan is not None else DEFAULT_RANK_BY)
     if rank_by not in RANK_BY:
         raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
     runs = read_runs(sweep_dir)
@@ -443,23 +484,25 @@ def build_comparison(
     winner, within_noise, tied = _winner(rows)
     if not rows:
         caveats.append("no run finished: there is no recommendation")
-    return {
-        "recommendation": recommendation.model_dump(),
-        "sweep_dir": str(sweep_dir),
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "header": _header(runs, rows, plan, status, wall_s, parallel, rank_by),
-        "most_robust": _most_robust(runs, observations, gaps, recommendation, rank_by),
-        "ranking": rows,
-        "winner": winner["run"] if winner else None,
-        "winner_attack": winner["attack"] if winner else None,
-        "winner_within_noise": within_noise,
-        "tied_with": tied,
-        "failed": [
-            {"run": r.name, "error": r.error or "failed"} for r in runs if r.status == "failed"
+    return Comparison(
+        recommendation=recommendation,
+        sweep_dir=str(sweep_dir),
+        generated_at=utc_now(),
+        header=_header(runs, rows, plan, status, wall_s, parallel, rank_by),
+        most_robust=_most_robust(runs, observations, gaps, recommendation, rank_by),
+        ranking=rows,
+        winner=winner.run if winner else None,
+        winner_attack=winner.attack if winner else None,
+        winner_within_noise=within_noise,
+        tied_with=tied,
+        failed=[
+            RunError(run=r.name, error=r.error or "failed") for r in runs if r.status == "failed"
         ],
-        "diverged": [
-            {"run": r.name, "error": r.error or "diverged"} for r in runs if r.status == "diverged"
+        diverged=[
+            RunError(run=r.name, error=r.error or "diverged")
+            for r in runs
+            if r.status == "diverged"
         ],
-        "not_run": [{"run": r.name, "state": r.status} for r in runs if r.not_run],
-        "caveats": caveats,
-    }
+        not_run=[NotRun(run=r.name, state=r.status) for r in runs if r.not_run],
+        caveats=caveats,
+    )

@@ -37,8 +37,9 @@ from velocity.report.fmt import cell_accuracy, num, pct, pp, seconds, signed, wi
 from velocity.report.markdown import header_lines, recommendation_title, winner_line
 from velocity.report.plots import Plot
 from velocity.spec import NO_ATTACK
+from velocity.sweepdir import names
 
-FILE = "report.html"
+FILE = names.REPORT
 
 CSS = """
 :root { color-scheme: light; }
@@ -382,7 +383,8 @@ def manifest_summary(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
             items.append((label, text))
     previous = manifest.get("previous")
     if isinstance(previous, list) and previous:
-        items.append(("Resumed", f"{len(previous)} earlier session(s), listed in manifest.json"))
+        listed = f"{len(previous)} earlier session(s), listed in {names.MANIFEST}"
+        items.append(("Resumed", listed))
     return items
 
 
@@ -391,7 +393,7 @@ def _manifest(manifest: Mapping[str, Any]) -> list[str]:
     if not summary:
         return [
             "<h2>Manifest</h2>",
-            '<p class="note">No manifest.json in this sweep directory.</p>',
+            f'<p class="note">No {names.MANIFEST} in this sweep directory.</p>',
         ]
     items = [f"<dt>{_e(label)}</dt><dd>{_e(text)}</dd>" for label, text in summary]
     return ["<h2>Manifest</h2>", "<dl>", *items, "</dl>"]
@@ -446,7 +448,7 @@ def render_html(
     out.append(
         f"<footer>Generated {_e(comparison.get('generated_at', ''))} by velocity from "
         f"<code>{_e(comparison.get('sweep_dir', ''))}</code>; "
-        "comparison.json holds the same numbers.</footer>"
+        f"{names.COMPARISON} holds the same numbers.</footer>"
     )
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -15,6 +15,7 @@ from typing import Any
 from velocity.report.comparison import loss_noise
 from velocity.report.fmt import cell_accuracy, num, pct, pp, seconds, signed, with_std
 from velocity.spec import NO_ATTACK
+from velocity.sweepdir import files, names
 
 
 def _describe(strategy: str, attack: str | None) -> str:
@@ -65,7 +66,11 @@ def setting_line(setting: Mapping[str, Any]) -> str:
             parts.append(f"{key} {show(setting[key])}")
     if setting.get("partition") is not None:
         alpha = f" (α={show(setting['alpha'])})" if setting.get("alpha") is not None else ""
+        if setting.get("shards_per_client") is not None:
+            alpha = f" ({show(setting['shards_per_client'])} per client)"
         parts.append(f"partition {show(setting['partition'])}{alpha}")
+    if setting.get("samples_per_client") is not None:
+        parts.append(f"≤ {show(setting['samples_per_client'])} samples per client")
     if setting.get("clients") is not None:
         parts.append(
             f"{show(setting['clients'])} clients, {show(setting.get('clients_per_round'))} per "
@@ -73,10 +78,18 @@ def setting_line(setting: Mapping[str, Any]) -> str:
         )
     if setting.get("rounds") is not None:
         parts.append(f"{show(setting['rounds'])} rounds")
-    if setting.get("local_epochs") is not None:
+    local = (
+        f"{show(setting['local_steps'])} local step(s)"
+        if setting.get("local_steps") is not None
+        else f"{show(setting['local_epochs'])} local epoch(s)"
+        if setting.get("local_epochs") is not None
+        else None
+    )
+    if local is not None:
+        momentum = f", momentum {show(setting['momentum'])}" if setting.get("momentum") else ""
         parts.append(
-            f"{show(setting['local_epochs'])} local epoch(s), "
-            f"batch {show(setting.get('batch_size'))}, lr {show(setting.get('lr'))}"
+            f"{local}, batch {show(setting.get('batch_size'))}, lr {show(setting.get('lr'))}"
+            f"{momentum}"
         )
     if setting.get("test_samples") is not None:
         parts.append(f"{show(setting['test_samples'])} test samples")
@@ -288,8 +301,9 @@ def render_console(comparison: Mapping[str, Any], sweep_dir: Path) -> str:
     if diverged:
         lines.append(f"{diverged} run{'s' if diverged != 1 else ''} diverged (counted as broken)")
     if failed:
-        lines.append(f"{failed} run{'s' if failed != 1 else ''} failed (listed in comparison.md)")
-    lines.append(f"Comparison: {Path(sweep_dir) / 'comparison.md'}")
-    if (Path(sweep_dir) / "report.html").is_file():
-        lines.append(f"Report with plots: {Path(sweep_dir) / 'report.html'}")
+        plural = "s" if failed != 1 else ""
+        lines.append(f"{failed} run{plural} failed (listed in {names.COMPARISON_MD})")
+    lines.append(f"Comparison: {files.report_path(sweep_dir, names.COMPARISON_MD)}")
+    if files.has(sweep_dir, names.REPORT):
+        lines.append(f"Report with plots: {files.report_path(sweep_dir, names.REPORT)}")
     return "\n".join(lines)

@@ -45,9 +45,7 @@ matplotlib is not installed (pip install 'velocity-fl[plots]')``.
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,12 +56,11 @@ from typing import Any
 from velocity.report.fmt import pct, pp
 from velocity.report.markdown import recommendation_title
 from velocity.spec import NO_ATTACK
-from velocity.sweepdir.io import atomic_write_bytes, atomic_write_json
-from velocity.sweepdir.io import finite_float as _float
+from velocity.sweepdir import files, names
 
-CURVES = "curves.png"
-ROBUSTNESS = "robustness.png"
-DATA_FILE = "plots.json"
+CURVES = names.CURVES
+ROBUSTNESS = names.ROBUSTNESS
+DATA_FILE = names.PLOTS
 INSTALL_HINT = "pip install 'velocity-fl[plots]'"
 DPI = 100
 #: The column id of the heatmap's worst-case column.
@@ -117,29 +114,6 @@ class Plot:
 
 
 # --------------------------------------------------------------------------- data
-
-
-def _read_accuracy(path: Path) -> dict[int, float]:
-    """``{round: accuracy}`` of a ``rounds.csv``: rows with a finite loss and accuracy."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return {}
-    out: dict[int, float] = {}
-    for row in rows:
-        r, acc = _float(row.get("round")), _float(row.get("accuracy"))
-        if r is not None and acc is not None and _float(row.get("global_loss")) is not None:
-            out[int(r)] = acc
-    return out
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
@@ -236,7 +210,7 @@ def _run_series(
     sweep_dir: Path, run: str, diverged: bool, total: int | None
 ) -> dict[int, float | None]:
     """A run's accuracy per round; a diverged run counts 0 from the round it broke on."""
-    accuracy: dict[int, float | None] = dict(_read_accuracy(sweep_dir / run / "rounds.csv"))
+    accuracy: dict[int, float | None] = dict(files.round_accuracy(files.run_dir(sweep_dir, run)))
     if diverged:
         last = max([total or 0, *accuracy])
         accuracy = {r: accuracy.get(r, 0.0) for r in range(1, last + 1)}
@@ -264,7 +238,8 @@ def _curve_line(
         "accuracy_std": [s for _, s in stats],
         "final_accuracy": stats[-1][0],
         "attack_windows": [
-            list(w) for w in attack_windows(_read_config(sweep_dir / runs[0] / "config.json"))
+            list(w)
+            for w in attack_windows(files.read_optional_config(files.run_dir(sweep_dir, runs[0])))
         ],
     }
 
@@ -329,9 +304,9 @@ def curve_data(sweep_dir: Path, comparison: Mapping[str, Any]) -> dict[str, Any]
     shown = _shown_rows(comparison)
     diverged_runs = {d["run"] for d in comparison.get("diverged") or []}
     total = _total_rounds(comparison)
-    panels = []
+    panels: list[dict[str, Any]] = []
     for condition in conditions(comparison):
-        lines = []
+        lines: list[dict[str, Any]] = []
         for strategy in strategies:
             row = shown.get((strategy, condition))
             line = None if row is None else _curve_line(sweep_dir, row, diverged_runs, total)
@@ -981,18 +956,15 @@ def write_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[Pl
     written: list[Plot] = []
     for plot in plots:
         try:
-            atomic_write_bytes(sweep_dir / plot.file, plot.png)
+            files.write_picture(sweep_dir, plot.file, plot.png)
             written.append(plot)
         except OSError as exc:
             notes.append(f"{plot.file} not written: {exc}")
-    for name in (CURVES, ROBUSTNESS):
+    for name in names.PICTURES:
         if name not in {p.file for p in written}:
-            (sweep_dir / name).unlink(missing_ok=True)
+            files.remove_picture(sweep_dir, name)
     try:
-        atomic_write_json(
-            sweep_dir / DATA_FILE,
-            {"plots": {p.file: p.data for p in written}, "notes": notes},
-        )
+        files.write_plots_data(sweep_dir, {p.file: p.data for p in written}, notes)
     except OSError as exc:
         notes.append(f"{DATA_FILE} not written: {exc}")
     return written, notes

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from velocity.report.comparison import build_comparison
-from velocity.report.html import FILE as HTML_FILE
 from velocity.report.html import render_html
 from velocity.report.markdown import render_markdown
 from velocity.report.plots import Plot, write_plots
 from velocity.spec import RankBy
-from velocity.sweepdir.io import atomic_write_json, atomic_write_text, read_optional_json
-from velocity.sweepdir.results import RESULTS_FILE, write_results
+from velocity.sweepdir import files, names
+from velocity.sweepdir.results import write_results
 
 
 def write_comparison(
@@ -35,8 +34,8 @@ def write_comparison(
     """Build the comparison and write ``comparison.json`` and ``comparison.md`` atomically."""
     sweep_dir = Path(sweep_dir)
     comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel, rank_by=rank_by)
-    atomic_write_json(sweep_dir / "comparison.json", comparison)
-    atomic_write_text(sweep_dir / "comparison.md", render_markdown(comparison, images))
+    files.write_comparison(sweep_dir, comparison)
+    files.write_comparison_md(sweep_dir, render_markdown(comparison, images))
     return comparison
 
 
@@ -70,21 +69,22 @@ def render_all(
     clock = time.perf_counter()
     sweep_dir = Path(sweep_dir)
     comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel, rank_by=rank_by)
-    write_results(sweep_dir)
-    files = [sweep_dir / RESULTS_FILE]
+    written = [write_results(sweep_dir)]
     plots, notes = write_plots(sweep_dir, comparison)  # never raises: a failure is a note
     comparison["caveats"] = [*comparison["caveats"], *notes]
-    files += [sweep_dir / p.file for p in plots]
-    if plots and (sweep_dir / "plots.json").is_file():
-        files.append(sweep_dir / "plots.json")
-    manifest = read_optional_json(sweep_dir / "manifest.json")
+    written += [files.report_path(sweep_dir, p.file) for p in plots]
+    if plots and files.has(sweep_dir, names.PLOTS):
+        written.append(files.report_path(sweep_dir, names.PLOTS))
+    manifest = files.read_manifest(sweep_dir)
     try:
-        atomic_write_text(sweep_dir / HTML_FILE, render_html(comparison, plots, manifest))
-        files.append(sweep_dir / HTML_FILE)
+        written.append(files.write_report_html(sweep_dir, render_html(comparison, plots, manifest)))
     except Exception as exc:  # the page must not stop the verdict from being written
-        comparison["caveats"].append(f"{HTML_FILE} not written: {type(exc).__name__}: {exc}")
-    atomic_write_json(sweep_dir / "comparison.json", comparison)
+        comparison["caveats"].append(f"{names.REPORT} not written: {type(exc).__name__}: {exc}")
+    files.write_comparison(sweep_dir, comparison)
     images = [p.file for p in plots]
-    atomic_write_text(sweep_dir / "comparison.md", render_markdown(comparison, images))
-    files += [sweep_dir / "comparison.json", sweep_dir / "comparison.md"]
-    return RenderedReport(comparison, files, plots, notes, time.perf_counter() - clock)
+    files.write_comparison_md(sweep_dir, render_markdown(comparison, images))
+    written += [
+        files.report_path(sweep_dir, names.COMPARISON),
+        files.report_path(sweep_dir, names.COMPARISON_MD),
+    ]
+    return RenderedReport(comparison, written, plots, notes, time.perf_counter() - clock)

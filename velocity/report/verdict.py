@@ -53,10 +53,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
-
 from velocity.report.fmt import pct, pp
 from velocity.spec import NO_ATTACK, RANK_BY, RankBy
+from velocity.sweepdir.comparison import (
+    AttackBest,
+    ConditionResult,
+    Recommendation,
+    ReferenceResult,
+    StrategyScore,
+)
 
 #: Worst case this far (a fraction of accuracy) below the best clean accuracy: nothing survives.
 NOTHING_SURVIVES = 0.10
@@ -95,132 +100,6 @@ class Gap:
     strategy: str
     condition: str
     reason: str
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-class ConditionResult(BaseModel):
-    """A strategy under one condition, over its finished repeats."""
-
-    condition: str = Field(description="'none' (no attack) or the attack label")
-    cell: str = Field(description="the cell name (the run name with one repeat)")
-    accuracy: float | None = Field(description="mean final accuracy; a diverged run counts 0")
-    accuracy_std: float | None = Field(description="sample std over repeats; null with one")
-    loss: float | None = Field(description="mean final loss; null when a repeat diverged")
-    repeats: int = Field(description="finished repeats (done or diverged)")
-    diverged: int = Field(description="repeats that diverged (the strategy broke)")
-
-
-class StrategyScore(BaseModel):
-    """One strategy's worst case over the sweep's conditions."""
-
-    strategy: str
-    rank: int | None = Field(description="1 = best worst case; null for incomplete strategies")
-    worst_case: float | None = Field(
-        description="mean per-seed worst case of the ranking metric (accuracy or loss)"
-    )
-    worst_case_se: float | None = Field(description="its standard error; null with one repeat")
-    worst_case_accuracy: float | None = Field(description="mean per-seed worst accuracy")
-    worst_case_loss: float | None = Field(
-        description="mean per-seed worst loss; null when a run diverged (infinite)"
-    )
-    binding: str | None = Field(description="the condition with the worst mean: what limits it")
-    clean_accuracy: float | None = Field(description="accuracy with no attack")
-    price_of_robustness: float | None = Field(
-        description="best clean accuracy of any strategy minus this one's (positive = costs)"
-    )
-    elapsed_s: float | None = Field(description="mean run time over its runs")
-    repeats: int = Field(description="seeds with every condition finished")
-    conditions: list[ConditionResult]
-    missing: list[str] = Field(description="why it is incomplete (empty for candidates)")
-
-
-class Recommendation(BaseModel):
-    """The strategy to use: best worst case over {no attack} ∪ the sweep's attacks."""
-
-    strategy: str | None = Field(description="the recommended strategy; null when none is complete")
-    rank_by: RankBy
-    decided: bool = Field(
-        False, description="true only when its worst case beats every other candidate's by > 2·SE"
-    )
-    noise_measured: bool = Field(
-        False,
-        description="false when noise could not be estimated (one repeat and no floor: loss "
-        "ranking, or summaries without the test-set size)",
-    )
-    worst_case: float | None = Field(None, description="its mean worst case (ranking metric)")
-    worst_case_se: float | None = None
-    worst_case_accuracy: float | None = None
-    binding: str | None = Field(None, description="the condition that sets its worst case")
-    runner_up: str | None = Field(None, description="second best worst case")
-    margin: float | None = Field(
-        None,
-        description="paired mean worst-case difference, best minus runner-up (ranking metric; "
-        "positive = the best is better)",
-    )
-    two_se: float | None = Field(
-        None, description="2·SE of that difference: decided needs margin > it"
-    )
-    tie: list[str] = Field(
-        default_factory=list, description="candidates within noise of the best (empty if decided)"
-    )
-    repeats_to_separate: int | None = Field(
-        None, description="repeats likely to separate the tie; null when not estimable"
-    )
-    clean_accuracy: float | None = None
-    best_clean_strategy: str | None = Field(None, description="highest no-attack accuracy of any")
-    best_clean_accuracy: float | None = None
-    price_of_robustness: float | None = Field(
-        None, description="best clean accuracy minus the recommendation's clean accuracy"
-    )
-    conditions: dict[str, float | None] = Field(
-        default_factory=dict, description="the recommendation's mean accuracy per condition"
-    )
-    nothing_survives: bool = Field(
-        False,
-        description="the best worst-case accuracy of any candidate is > 10 pp below the best "
-        "clean accuracy",
-    )
-    breaking_attack: str | None = Field(
-        None, description="with nothing_survives: the attack under which every candidate stays low"
-    )
-    reason: str = Field(description="one sentence an agent can quote")
-    candidates: list[StrategyScore] = Field(description="complete strategies, best first")
-    incomplete: list[StrategyScore] = Field(description="strategies missing a condition")
-
-
-class ReferenceResult(BaseModel):
-    """The non-robust reference (e.g. FedAvg) under the same attack, for context."""
-
-    strategy: str
-    accuracy: float | None
-    accuracy_drop: float | None = Field(description="vs its clean accuracy; positive = worse")
-    loss_increase: float | None
-
-
-class AttackBest(BaseModel):
-    """The strategy that does best under one attack (by accuracy under it, noise-aware)."""
-
-    attack: str
-    strategy: str
-    run: str = Field(description="its cell")
-    accuracy: float | None
-    accuracy_std: float | None
-    loss: float | None
-    repeats: int
-    diverged: int
-    decided: bool = Field(
-        description="beats every other strategy under this attack by > 2·SE (false too when "
-        "the noise is not measured)"
-    )
-    tied_with: list[str] = Field(description="other strategies within noise of it")
-    baseline: str | None = Field(description="its no-attack cell")
-    accuracy_drop: float | None = Field(description="its clean accuracy minus this; + = worse")
-    loss_increase: float | None = Field(description="this loss minus its clean loss")
-    reference: ReferenceResult | None = Field(
-        description="the non-robust reference strategy under this attack, when in the sweep"
-    )
 
 
 # --------------------------------------------------------------------------- statistics

@@ -38,25 +38,21 @@ from velocity.sim.data import (
 )
 from velocity.sim.models import Model, estimate_training_bytes, get_model
 from velocity.spec import RunSpec, check_attacks, check_class_ids
+from velocity.sweepdir import files, names
 from velocity.sweepdir.checkpoints import Checkpoint, resolve_storage, save_checkpoint
-from velocity.sweepdir.io import atomic_write_csv, atomic_write_json
-
-ROUND_COLUMNS = (
-    "round",
-    "num_clients",
-    "global_loss",
-    "accuracy",
-    "byzantine",
-    "attacked",
-    "kept_honest",
-    "kept_byzantine",
-    "excluded_honest",
-    "excluded_byzantine",
+from velocity.sweepdir.models import (
+    DETECTION_KEYS,
+    ROUND_COLUMNS,
+    TIMING_COLUMNS,
+    Detection,
+    Progress,
+    RunStatus,
+    Summary,
+    TimeSplit,
 )
-TIMING_COLUMNS = ("round", "train_s", "aggregate_s", "evaluate_s", "round_s")
+
 # Least time between two rewrites of a running run's rounds.csv/timings.csv/progress.json.
 PROGRESS_INTERVAL_S = 0.25
-DETECTION_KEYS = ("kept_honest", "kept_byzantine", "excluded_honest", "excluded_byzantine")
 
 # Stream ids that keep the run's random streams apart (client sampling, local training).
 _SAMPLING_STREAM = 0x5A3B1E
@@ -285,7 +281,7 @@ class VelocityServer:
             batch_size=spec.batch_size,
             lr=spec.lr,
             seeds=[_client_seed(spec.seed, rnd, c.client_id) for c in clients],
-            prox_mu=getattr(spec.strategy, "mu", 0.0),
+            prox_mu=spec.strategy.proximal_mu,
         )
         updates -= params
         finite = np.isfinite(updates).all(axis=1)
@@ -447,19 +443,16 @@ def run_one(
     run_dir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
     wall_start = time.perf_counter()
-    atomic_write_json(run_dir / "config.json", spec.to_json())
-    atomic_write_json(
-        run_dir / "progress.json", {"state": "running", "round": 0, "rounds": spec.rounds}
-    )
+    files.write_config(run_dir, spec)
+    files.write_progress(run_dir, Progress(state="running", round=0, rounds=spec.rounds))
     records: list[RoundRecord] = []
     written = {"rounds": 0, "at": -math.inf}
 
     def write_rounds() -> None:
-        atomic_write_csv(run_dir / "rounds.csv", ROUND_COLUMNS, (r.row() for r in records))
-        atomic_write_csv(run_dir / "timings.csv", TIMING_COLUMNS, (r.timing_row() for r in records))
-        atomic_write_json(
-            run_dir / "progress.json",
-            {"state": "running", "round": len(records), "rounds": spec.rounds},
+        files.write_rounds(run_dir, (r.row() for r in records))
+        files.write_timings(run_dir, (r.timing_row() for r in records))
+        files.write_progress(
+            run_dir, Progress(state="running", round=len(records), rounds=spec.rounds)
         )
         written.update(rounds=len(records), at=time.perf_counter())
 
@@ -470,7 +463,7 @@ def run_one(
         if on_round is not None:
             on_round(record.round, spec.rounds)
 
-    checkpoints = _checkpoint_dir(spec) or run_dir / "checkpoint"
+    checkpoints = _checkpoint_dir(spec) or run_dir / names.CHECKPOINT_DIR
     try:
         server = VelocityServer.from_spec(spec)
         result = server.run(
@@ -482,59 +475,61 @@ def run_one(
         write_rounds()
     summary = _summary(result, started_at, time.perf_counter() - wall_start)
     if result.params is not None:
-        final = checkpoints / "final.npz"
-        summary["checkpoint"] = str(
+        final = checkpoints / names.FINAL_CHECKPOINT
+        summary.checkpoint = str(
             final.relative_to(run_dir) if final.is_relative_to(run_dir) else final.resolve()
         )
-    atomic_write_json(run_dir / "summary.json", summary)
-    atomic_write_json(
-        run_dir / "progress.json",
-        {"state": summary["status"], "round": len(records), "rounds": spec.rounds},
+    written_summary = files.write_summary(run_dir, summary)
+    files.write_progress(
+        run_dir, Progress(state=summary.status, round=len(records), rounds=spec.rounds)
     )
-    return summary
+    return written_summary
 
 
-def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> dict[str, Any]:
+def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> Summary:
     spec, rounds = result.spec, result.rounds
     losses = [r.global_loss for r in rounds]
     accuracies = [r.accuracy for r in rounds]
     detection = None
     if rounds and rounds[0].detection is not None:
-        detection = {
-            k: sum(int(r.detection[k]) for r in rounds if r.detection) for k in DETECTION_KEYS
-        }
-    status = "diverged" if result.diverged else "failed" if result.error else "done"
-    return {
-        "name": spec.name,
-        "status": status,
-        "error": result.error,
-        "strategy": spec.strategy.label(),
-        "attack": spec.attack_label,
-        "seed": spec.seed,
-        "repeat": spec.repeat,
-        "rounds": spec.rounds,
-        "rounds_completed": len(rounds),
-        "final_loss": losses[-1] if losses else None,
-        "final_accuracy": accuracies[-1] if accuracies else None,
-        "mean_loss": float(np.mean(losses)) if losses else None,
-        "mean_accuracy": float(np.mean(accuracies)) if accuracies else None,
-        "best_accuracy": max(accuracies) if accuracies else None,
-        "elapsed_s": elapsed_s,
-        "time_s": {
-            "train": sum(r.train_s for r in rounds),
-            "aggregate": sum(r.aggregate_s for r in rounds),
-            "evaluate": sum(r.evaluate_s for r in rounds),
-        },
-        "byzantine_clients": {str(k): v for k, v in sorted(result.byzantine_clients.items())},
-        "test_samples": result.test_samples,
-        "detection": detection,
-        "checkpoint": None,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+        detection = Detection(
+            **{k: sum(int(r.detection[k]) for r in rounds if r.detection) for k in DETECTION_KEYS}
+        )
+    status: RunStatus = "diverged" if result.diverged else "failed" if result.error else "done"
+    return Summary(
+        name=spec.name,
+        status=status,
+        error=result.error,
+        strategy=spec.strategy.label(),
+        attack=spec.attack_label,
+        seed=spec.seed,
+        repeat=spec.repeat,
+        rounds=spec.rounds,
+        rounds_completed=len(rounds),
+        final_loss=losses[-1] if losses else None,
+        final_accuracy=accuracies[-1] if accuracies else None,
+        mean_loss=float(np.mean(losses)) if losses else None,
+        mean_accuracy=float(np.mean(accuracies)) if accuracies else None,
+        best_accuracy=max(accuracies) if accuracies else None,
+        elapsed_s=elapsed_s,
+        time_s=TimeSplit(
+            train=sum(r.train_s for r in rounds),
+            aggregate=sum(r.aggregate_s for r in rounds),
+            evaluate=sum(r.evaluate_s for r in rounds),
+        ),
+        byzantine_clients={str(k): v for k, v in sorted(result.byzantine_clients.items())},
+        test_samples=result.test_samples,
+        detection=detection,
+        checkpoint=None,
+        started_at=started_at.isoformat(timespec="seconds"),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 __all__ = [
+    "DETECTION_KEYS",
+    "ROUND_COLUMNS",
+    "TIMING_COLUMNS",
     "DivergedError",
     "RoundRecord",
     "RunResult",

@@ -21,6 +21,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,32 +103,71 @@ def atomic_write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[
     atomic_write_text(path, buffer.getvalue())
 
 
-def read_json(path: Path) -> Any:
-    """Read a JSON file; ``ValueError`` (naming the file) when it is not valid UTF-8 JSON.
+#: The largest JSON file a reader that must stay small (the MCP server) takes.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+class CorruptFileError(ValueError):
+    """A file of a sweep directory exists but is not what velocity writes there.
+
+    ``str()`` is ``<path>: <reason>``; :attr:`unreadable` the short form the MCP
+    server shows, ``status.json is unreadable (<reason>)``.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+    @property
+    def unreadable(self) -> str:
+        return f"{self.path.name} is unreadable ({self.reason})"
+
+
+def read_json(path: Path, *, max_bytes: int | None = None) -> Any:
+    """Read a JSON file; :class:`CorruptFileError` (a ``ValueError`` naming the file) when
+    it is not valid UTF-8 JSON, or larger than ``max_bytes``.
 
     Whatever is wrong with the text — truncated, binary, nested too deeply for the
-    parser (which would raise ``RecursionError``) — is a ``ValueError``;
+    parser (which would raise ``RecursionError``) — is a ``CorruptFileError``;
     ``OSError`` when the file cannot be read (absent, a directory).
     """
     path = Path(path)
+    if max_bytes is not None:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise CorruptFileError(path, f"{size} bytes, over {max_bytes}")
     raw = path.read_bytes()
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text (binary or corrupt)") from None
+        raise CorruptFileError(path, "not UTF-8 text (binary or corrupt)") from None
     except RecursionError:
-        raise ValueError(f"{path}: JSON nested too deeply to read") from None
+        raise CorruptFileError(path, "JSON nested too deeply to read") from None
     except ValueError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from None
+        raise CorruptFileError(path, f"invalid JSON ({exc})") from None
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """:func:`read_json` of a file that must hold a JSON object (else ``ValueError``)."""
-    data = read_json(path)
+def read_json_object(path: Path, *, max_bytes: int | None = None) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object (else :class:`CorruptFileError`)."""
+    data = read_json(path, max_bytes=max_bytes)
     if not isinstance(data, dict):
         kind = "null" if data is None else type(data).__name__
-        raise ValueError(f"{path}: not a JSON object (it holds {kind})")
+        raise CorruptFileError(path, f"holds {kind}, not a JSON object")
     return data
+
+
+def load_object(path: Path, *, max_bytes: int | None = MAX_JSON_BYTES) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file does not exist.
+
+    :class:`CorruptFileError` when it exists but cannot be read (a directory, no
+    permission), is not JSON, is too large, or holds something other than an object.
+    """
+    try:
+        return read_json_object(path, max_bytes=max_bytes)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CorruptFileError(path, exc.strerror or str(exc)) from None
 
 
 def read_optional_json(path: Path) -> dict[str, Any]:
@@ -137,10 +177,29 @@ def read_optional_json(path: Path) -> dict[str, Any]:
     ``manifest.json``): a damaged one never stops a report.
     """
     try:
-        data = read_json(path)
+        return read_json_object(path)
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line; ``OSError``, ``csv.Error`` or
+    ``UnicodeDecodeError`` when it cannot be read."""
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_optional_csv(path: Path) -> list[dict[str, str]]:
+    """:func:`read_csv`, or ``[]`` when the file is absent or unreadable."""
+    try:
+        return read_csv(path)
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (every timestamp in a sweep directory)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def describe_write_error(exc: OSError) -> str:

@@ -23,7 +23,8 @@ sweep that wrote anything (deleting a lock file others may have open races).
 Readers that only need to know whether a sweep is live (``list_sweeps``, the MCP
 server's concurrency limit, across any number of server processes) call
 :func:`holder`, which probes the lock without taking it for more than an instant.
-This module depends on nothing but the standard library: the MCP server imports it.
+This module depends on nothing but the standard library (and the file names,
+:mod:`velocity.sweepdir.names`): the MCP server imports it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
-LOCK_FILE = ".lock"
+from velocity.sweepdir.names import LOCK as LOCK_FILE
+
 #: How long :func:`acquire` retries when the lock is busy (a probe by :func:`holder`
 #: holds it for microseconds; a real driver holds it for the whole sweep).
 RETRY_S = 1.0

@@ -22,40 +22,60 @@ Columns (:data:`RESULT_COLUMNS`):
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from velocity.sweepdir.io import atomic_write_csv, finite_float
+from pydantic import BaseModel, Field
+
+from velocity.sweepdir import names
+from velocity.sweepdir.io import atomic_write_csv, finite_float, read_csv
 from velocity.sweepdir.runs import read_runs
 
-RESULTS_FILE = "results.csv"
-RESULT_COLUMNS = (
-    "run",
-    "cell",
-    "strategy",
-    "strategy_type",
-    "strategy_params",
-    "attack",
-    "attack_types",
-    "attack_params",
-    "repeat",
-    "seed",
-    "status",
-    "error",
-    "final_accuracy",
-    "best_accuracy",
-    "mean_accuracy",
-    "final_loss",
-    "rounds",
-    "rounds_completed",
-    "byzantine",
-    "elapsed_s",
-)
-_INT_COLUMNS = ("repeat", "seed", "rounds", "rounds_completed", "byzantine")
-_FLOAT_COLUMNS = ("final_accuracy", "best_accuracy", "mean_accuracy", "final_loss", "elapsed_s")
-_JSON_COLUMNS = ("strategy_params", "attack_params")
+RESULTS_FILE = names.RESULTS
+
+
+class ResultRow(BaseModel):
+    """One line of ``results.csv``: one run (planned runs that have not run included)."""
+
+    FILE: ClassVar[str] = names.RESULTS
+
+    run: str = Field(description="the run's name")
+    cell: str = Field(description="its cell: the name without __r<k>")
+    strategy: str | None = Field(description="the strategy's label, e.g. Krum:f=2")
+    strategy_type: str | None = Field(description="the strategy's name")
+    strategy_params: dict[str, Any] = Field(description="its parameters (a JSON object)")
+    attack: str | None = Field(description="the attacks' label, 'none' without attack")
+    attack_types: str | None = Field(description="the attack names joined by +")
+    attack_params: list[dict[str, Any]] = Field(
+        description="one JSON object of parameters per attack (a JSON list)"
+    )
+    repeat: int | None = Field(description="its repeat within its cell")
+    seed: int | None = Field(description="its seed")
+    status: str | None = Field(
+        description="done, diverged, failed, or pending / running / cancelled (not run)"
+    )
+    error: str | None = Field(description="why it failed or diverged")
+    final_accuracy: float | None = Field(description="from summary.json, a fraction")
+    best_accuracy: float | None = Field(description="best accuracy of any round")
+    mean_accuracy: float | None = Field(description="mean accuracy over the rounds")
+    final_loss: float | None = Field(description="test loss after the last round")
+    rounds: int | None = Field(description="rounds planned")
+    rounds_completed: int | None = Field(description="rounds completed")
+    byzantine: int | None = Field(description="Byzantine clients in the run")
+    elapsed_s: float | None = Field(description="wall seconds of the run")
+
+
+RESULT_COLUMNS: tuple[str, ...] = tuple(ResultRow.model_fields)
+
+
+def _columns(annotation: Any) -> tuple[str, ...]:
+    return tuple(n for n, f in ResultRow.model_fields.items() if f.annotation == annotation)
+
+
+_INT_COLUMNS = _columns(int | None)
+_FLOAT_COLUMNS = _columns(float | None)
+_JSON_COLUMNS = _columns(dict[str, Any]) + _columns(list[dict[str, Any]])
 
 
 def result_rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -66,7 +86,7 @@ def result_rows(sweep_dir: Path) -> list[dict[str, Any]]:
         strategy = config.get("strategy")
         strategy = strategy if isinstance(strategy, dict) else {"type": strategy}
         attacks = [a for a in config.get("attacks") or [] if isinstance(a, dict)]
-        byzantine = summary.get("byzantine_clients")
+        byzantine = run.byzantine_clients
         rows.append(
             {
                 "run": run.name,
@@ -87,7 +107,7 @@ def result_rows(sweep_dir: Path) -> list[dict[str, Any]]:
                 "final_loss": finite_float(summary.get("final_loss")),
                 "rounds": config.get("rounds"),
                 "rounds_completed": summary.get("rounds_completed"),
-                "byzantine": len(byzantine) if isinstance(byzantine, dict) else None,
+                "byzantine": len(byzantine) if byzantine is not None else None,
                 "elapsed_s": finite_float(summary.get("elapsed_s")),
             }
         )
@@ -128,8 +148,7 @@ def _parse(row: dict[str, str]) -> dict[str, Any]:
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [_parse(row) for row in csv.DictReader(handle)]
+    return [_parse(row) for row in read_csv(path)]
 
 
 def load_results(sweep_dir: str | Path, *, frame: bool | None = None) -> Any:
@@ -164,4 +183,11 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
     return _parse({k: str(_cell(v)) for k, v in row.items()})
 
 
-__all__ = ["RESULTS_FILE", "RESULT_COLUMNS", "load_results", "result_rows", "write_results"]
+__all__ = [
+    "RESULTS_FILE",
+    "RESULT_COLUMNS",
+    "ResultRow",
+    "load_results",
+    "result_rows",
+    "write_results",
+]

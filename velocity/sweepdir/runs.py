@@ -12,19 +12,16 @@ message naming the file; they never raise.
 
 from __future__ import annotations
 
-import csv
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from velocity.spec import NO_ATTACK, RunSpec, cell_of
+from velocity.sweepdir import files, names
 from velocity.sweepdir.io import finite_float as _float
-from velocity.sweepdir.io import read_json as _read_json
-from velocity.sweepdir.io import read_optional_json
-
-DETECTION_KEYS = ("kept_honest", "kept_byzantine", "excluded_honest", "excluded_byzantine")
+from velocity.sweepdir.models import DETECTION_KEYS, RunState
 
 
 @dataclass
@@ -70,14 +67,17 @@ class RunFiles:
     def stale(self) -> bool:
         return self.spec is None and bool(self.config)
 
+    @property
+    def test_samples(self) -> int | None:
+        """The size of its test split (``summary.json``), when known."""
+        test = self.summary.get("test_samples")
+        return test if isinstance(test, int) and not isinstance(test, bool) and test > 0 else None
 
-def _read_rounds(path: Path) -> list[dict[str, str]]:
-    """The rows of a run's ``rounds.csv`` (``[]`` when absent or unreadable)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
+    @property
+    def byzantine_clients(self) -> dict[str, Any] | None:
+        """Its Byzantine clients and their attacks (``summary.json``), when known."""
+        clients = self.summary.get("byzantine_clients")
+        return clients if isinstance(clients, dict) else None
 
 
 def _labels(
@@ -159,36 +159,34 @@ def _status_of(summary: dict[str, Any], rounds: list[dict[str, str]]) -> str:
     return status if status in ("done", "diverged") else "failed"
 
 
-def _read_run(run_dir: Path, status_runs: Mapping[str, Any], sweep_state: str | None) -> RunFiles:
+def _read_run(
+    run_dir: Path, status_runs: Mapping[str, RunState], sweep_state: str | None
+) -> RunFiles:
     """One run directory: its labels, how it ended, and its metrics or error."""
     try:
-        config = _read_json(run_dir / "config.json")
-        if not isinstance(config, dict):
-            raise ValueError("not a JSON object")
+        config = files.read_config_object(run_dir)
     except (OSError, ValueError, RecursionError) as exc:
         return RunFiles(
-            run_dir.name, run_dir.name, "?", "?", {}, error=f"unreadable config.json: {exc}"
+            run_dir.name, run_dir.name, "?", "?", {}, error=f"unreadable {names.CONFIG}: {exc}"
         )
     name, cell, strategy, attack, spec = _labels(config, run_dir.name)
     run = RunFiles(name, cell, strategy, attack, config, spec=spec)
-    rounds = _read_rounds(run_dir / "rounds.csv")
-    entry = status_runs.get(name) or {}
-    state = entry.get("state") if isinstance(entry, dict) else None
+    rounds = files.read_optional_rounds(run_dir)
+    entry = status_runs.get(name)
+    state = entry.state if entry is not None else None
     try:
-        summary = _read_json(run_dir / "summary.json")
+        summary = files.read_summary_object(run_dir)
     except FileNotFoundError:
         if state in ("pending", "cancelled") or (state == "running" and sweep_state == "running"):
-            run.status = state
-        elif state == "failed" and entry.get("error"):
-            run.error = str(entry["error"])
+            run.status = str(state)
+        elif state == "failed" and entry is not None and entry.error:
+            run.error = str(entry.error)
         else:
-            run.error = f"did not finish (no summary.json; {_last_round_note(rounds, config)})"
+            note = _last_round_note(rounds, config)
+            run.error = f"did not finish (no {names.SUMMARY}; {note})"
         return run
     except (OSError, ValueError, RecursionError) as exc:
-        run.error = f"unreadable summary.json: {exc}"
-        return run
-    if not isinstance(summary, dict):
-        run.error = "unreadable summary.json: not a JSON object"
+        run.error = f"unreadable {names.SUMMARY}: {exc}"
         return run
     _apply_summary(run, summary, rounds)
     run.status = _status_of(summary, rounds)
@@ -197,32 +195,23 @@ def _read_run(run_dir: Path, status_runs: Mapping[str, Any], sweep_state: str | 
     return run
 
 
-def _status_runs(status: dict[str, Any]) -> dict[str, Any]:
-    """``status.json``'s per-run map (``{}`` when absent)."""
-    runs = status.get("runs")
-    return runs if isinstance(runs, dict) else {}
-
-
 def _planned_without_dir(
-    plan: dict[str, Any], status: dict[str, Any], seen: set[str]
+    planned: Sequence[Any], status_runs: Mapping[str, RunState], seen: set[str]
 ) -> list[RunFiles]:
     """The runs in ``plan.json`` that have no directory: failed (their worker died
     before writing ``config.json``, as ``status.json`` says) or not run yet."""
-    status_runs = _status_runs(status)
-    planned = plan.get("runs")
     out = []
-    for config in planned if isinstance(planned, list) else []:
+    for config in planned:
         name = config.get("name") if isinstance(config, dict) else None
         if not isinstance(name, str) or name in seen:
             continue
         _, cell, strategy, attack, spec = _labels(config, name)
         entry = status_runs.get(name)
-        entry = entry if isinstance(entry, dict) else {}
         run = RunFiles(name, cell, strategy, attack, config, spec=spec)
-        if entry.get("state") == "failed":
-            run.error = str(entry.get("error") or "failed")
+        if entry is not None and entry.state == "failed":
+            run.error = str(entry.error or "failed")
         else:
-            run.status = str(entry.get("state") or "pending")
+            run.status = entry.state if entry is not None else "pending"
         out.append(run)
     return out
 
@@ -231,11 +220,11 @@ def read_runs(sweep_dir: Path) -> list[RunFiles]:
     """Every run of a sweep: each directory holding ``config.json`` (sorted by name),
     then the planned runs that have no directory yet."""
     sweep_dir = Path(sweep_dir)
-    plan = read_optional_json(sweep_dir / "plan.json")
-    status = read_optional_json(sweep_dir / "status.json")
-    status_runs = _status_runs(status)
+    status = files.read_optional_status(sweep_dir)
+    status_runs = status.runs if status is not None else {}
+    state = status.state if status is not None else None
     runs = [
-        _read_run(path.parent, status_runs, status.get("state"))
-        for path in sorted(sweep_dir.glob("*/config.json"))
+        _read_run(path.parent, status_runs, state) for path in files.run_config_paths(sweep_dir)
     ]
-    return runs + _planned_without_dir(plan, status, {r.name for r in runs})
+    planned = files.read_planned_configs(sweep_dir) or []
+    return runs + _planned_without_dir(planned, status_runs, {r.name for r in runs})

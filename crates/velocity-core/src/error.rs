@@ -32,15 +32,20 @@ pub enum CoreError {
         expected: String,
         got: String,
     },
-    /// An attack name that is not in the registry.
-    UnknownAttack {
+    /// A strategy or attack name that is not in its registry.
+    UnknownName {
+        /// "strategy" or "attack".
+        kind: &'static str,
         name: String,
         suggestion: Option<String>,
         valid: Vec<String>,
     },
-    /// A parameter name that the attack does not have.
+    /// A parameter name that the strategy or attack does not have.
     UnknownParam {
-        attack: String,
+        /// "strategy" or "attack".
+        kind: &'static str,
+        /// The strategy's or attack's registered name.
+        owner: String,
         param: String,
         suggestion: Option<String>,
         valid: Vec<String>,
@@ -137,25 +142,27 @@ impl fmt::Display for CoreError {
                 f,
                 "invalid shape for {field}: expected {expected}, got {got}"
             ),
-            CoreError::UnknownAttack {
+            CoreError::UnknownName {
+                kind,
                 name,
                 suggestion,
                 valid,
             } => write!(
                 f,
-                "unknown attack '{}'{} valid: {}",
+                "unknown {kind} '{}'{} valid: {}",
                 shown_name(name),
                 did_you_mean(suggestion),
                 valid.join(", ")
             ),
             CoreError::UnknownParam {
-                attack,
+                kind,
+                owner,
                 param,
                 suggestion,
                 valid,
             } => write!(
                 f,
-                "unknown parameter '{}' for attack '{attack}'{} valid: {}",
+                "unknown parameter '{}' for {kind} '{owner}'{} valid: {}",
                 shown_name(param),
                 did_you_mean(suggestion),
                 valid.join(", ")
@@ -322,7 +329,8 @@ mod tests {
     fn names_in_messages_stay_on_one_line() {
         assert_eq!(shown_name("a\nb"), "a\\nb");
         assert!(shown_name(&"x".repeat(500)).ends_with("(500 characters)"));
-        let e = CoreError::UnknownAttack {
+        let e = CoreError::UnknownName {
+            kind: "attack",
             name: "evil\nname".into(),
             suggestion: None,
             valid: vec!["zero".into()],

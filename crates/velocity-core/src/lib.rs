@@ -6,6 +6,7 @@
 pub mod error;
 pub mod orchestrator;
 pub mod parallel;
+pub mod schema;
 pub mod security;
 pub mod strategy;
 
@@ -18,8 +19,8 @@ mod python;
 mod _core {
     #[pymodule_export]
     use crate::python::{
-        aggregate, attack_name, attack_schemas, byzantine_counts, valid_attacks, validate_attack,
-        NonFiniteError, PyOrchestrator, PyStrategy,
+        aggregate, attack_name, attack_schemas, byzantine_counts, strategy_schemas, valid_attacks,
+        validate_attack, NonFiniteError, PyOrchestrator, PyStrategy,
     };
 
     #[pymodule_init]

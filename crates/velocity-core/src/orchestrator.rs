@@ -1,6 +1,7 @@
 //! One run's server-side state: the strategy, the attack plan (who is
-//! Byzantine, running what), the seed, the thread count and the previous
-//! round's aggregate (CenteredClipping's reference point).
+//! Byzantine, running what), the seed, the thread count and, for strategies
+//! that declare [`uses_previous_aggregate`](crate::strategy::StrategySpec::uses_previous_aggregate),
+//! the previous round's aggregate.
 //!
 //! Randomness is keyed, never sequential: the Byzantine assignment comes from
 //! (seed, ASSIGN stream), an attacked update from (seed, UPDATE stream, round,
@@ -52,6 +53,7 @@ pub struct Orchestrator {
     assignment: Vec<Option<usize>>,
     seed: u64,
     num_threads: Option<usize>,
+    /// The last aggregate, kept only when the strategy uses it.
     previous: Option<Vec<f32>>,
 }
 
@@ -193,8 +195,9 @@ impl Orchestrator {
     /// their distinct ids. A row whose client runs an update attack active
     /// this round is replaced (the honest matrix is not copied); data
     /// attackers' rows pass unchanged. Honest statistics (ALIE, IPM) use the
-    /// rows of non-Byzantine clients only. CenteredClipping starts from the
-    /// previous round's aggregate (zero in the first round).
+    /// rows of non-Byzantine clients only. A strategy that declares
+    /// `uses_previous_aggregate` (CenteredClipping) also gets the previous
+    /// round's aggregate (none in the first round).
     ///
     /// Errors: shapes, ids, weights, NaN/Inf (input or attacked rows), the
     /// strategy's precondition for n, and a non-finite new global (divergence).
@@ -315,20 +318,17 @@ impl Orchestrator {
             view[*row] = update;
         }
 
-        let reference = match (&self.strategy, &self.previous) {
-            (Strategy::CenteredClipping { .. }, Some(prev)) if prev.len() == d => {
-                Some(prev.as_slice())
-            }
-            (Strategy::CenteredClipping { .. }, Some(prev)) => {
+        let previous = match &self.previous {
+            Some(prev) if prev.len() != d => {
                 return Err(CoreError::shape(
                     "global_params",
                     format!("length {} (as in the previous round)", prev.len()),
                     d,
                 ))
             }
-            _ => None,
+            prev => prev.as_deref(),
         };
-        let agg = self.strategy.aggregate(&view, num_samples, reference)?;
+        let agg = self.strategy.aggregate(&view, num_samples, previous)?;
 
         let new_global: Vec<f32> = global.iter().zip(&agg.value).map(|(g, a)| g + a).collect();
         if let Some(col) = new_global.iter().position(|v| !v.is_finite()) {
@@ -364,7 +364,9 @@ impl Orchestrator {
             }
             None => (None, None),
         };
-        self.previous = Some(agg.value);
+        if self.strategy.uses_previous_aggregate() {
+            self.previous = Some(agg.value);
+        }
         Ok((
             new_global,
             RoundReport {
@@ -383,6 +385,11 @@ impl Orchestrator {
 mod tests {
     use super::*;
     use crate::security::{Kind, RawValue};
+    use crate::strategy::test_util::strategy;
+
+    fn fedavg() -> Strategy {
+        strategy("FedAvg", &[])
+    }
 
     fn attack(name: &str, params: &[(&str, RawValue)]) -> Params {
         let raw: Vec<(String, RawValue)> = params
@@ -401,7 +408,7 @@ mod tests {
         let mut previous: Vec<usize> = Vec::new();
         for fraction in [0.1, 0.2, 0.3, 0.5, 1.0] {
             let o = Orchestrator::new(
-                Strategy::fedavg(),
+                fedavg(),
                 vec![attack("zero", &[("fraction", RawValue::Float(fraction))])],
                 20,
                 42,
@@ -416,10 +423,8 @@ mod tests {
             );
             previous = set;
         }
-        let other =
-            Orchestrator::new(Strategy::fedavg(), vec![attack("zero", &[])], 20, 43, None).unwrap();
-        let same =
-            Orchestrator::new(Strategy::fedavg(), vec![attack("zero", &[])], 20, 42, None).unwrap();
+        let other = Orchestrator::new(fedavg(), vec![attack("zero", &[])], 20, 43, None).unwrap();
+        let same = Orchestrator::new(fedavg(), vec![attack("zero", &[])], 20, 42, None).unwrap();
         assert_eq!(byz_set(&same).len(), 4);
         assert!(byz_set(&same).iter().all(|c| previous.contains(c)));
         assert_ne!(byz_set(&other), byz_set(&same));
@@ -428,7 +433,7 @@ mod tests {
     #[test]
     fn several_attacks_take_consecutive_slices() {
         let o = Orchestrator::new(
-            Strategy::fedavg(),
+            fedavg(),
             vec![
                 attack("zero", &[("count", RawValue::Int(2))]),
                 attack("label_flipping", &[("count", RawValue::Int(3))]),
@@ -442,7 +447,7 @@ mod tests {
         assert_eq!(names.iter().filter(|a| **a == "zero").count(), 2);
         assert_eq!(names.iter().filter(|a| **a == "label_flipping").count(), 3);
         let too_many = Orchestrator::new(
-            Strategy::fedavg(),
+            fedavg(),
             vec![
                 attack("zero", &[("count", RawValue::Int(6))]),
                 attack("zero", &[("fraction", RawValue::Float(0.5))]),
@@ -455,10 +460,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("11 Byzantine clients"));
-        assert!(Orchestrator::new(Strategy::fedavg(), vec![], 0, 1, None).is_err());
+        assert!(Orchestrator::new(fedavg(), vec![], 0, 1, None).is_err());
         // Counts at the schema's bound, many times over: the total is checked, never wrapped.
         let huge = vec![attack("zero", &[("count", RawValue::Int(1_000_000))]); 64];
-        let e = Orchestrator::new(Strategy::fedavg(), huge, 10, 7, None).unwrap_err();
+        let e = Orchestrator::new(fedavg(), huge, 10, 7, None).unwrap_err();
         assert!(e.to_string().contains("64000000 Byzantine clients"), "{e}");
         let wide = vec![attack("zero", &[]); 3];
         assert_eq!(byzantine_counts(&wide, 10).unwrap(), vec![2, 2, 2]);
@@ -467,7 +472,7 @@ mod tests {
     #[test]
     fn round_replaces_only_active_update_attackers() {
         let mut o = Orchestrator::new(
-            Strategy::fedavg(),
+            fedavg(),
             vec![attack(
                 "sign_flipping",
                 &[
@@ -496,7 +501,7 @@ mod tests {
     #[test]
     fn detection_counts_for_selection_strategies() {
         let mut o = Orchestrator::new(
-            Strategy::krum(1),
+            strategy("Krum", &[("f", RawValue::Int(1))]),
             vec![attack(
                 "gaussian_noise",
                 &[
@@ -533,7 +538,8 @@ mod tests {
         let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
         let ids: Vec<i64> = (0..8).collect();
         let run = |threads| {
-            let mut o = Orchestrator::new(Strategy::fedmedian(), plan(), 8, 5, threads).unwrap();
+            let mut o =
+                Orchestrator::new(strategy("FedMedian", &[]), plan(), 8, 5, threads).unwrap();
             o.run_round(3, &vec![0.0; 5000], &rows, &[1.0; 8], &ids)
                 .unwrap()
         };
@@ -544,7 +550,7 @@ mod tests {
         // Reversing the row order gives the same median (rows are keyed by client id).
         let rev_rows: Vec<&[f32]> = rows.iter().rev().copied().collect();
         let rev_ids: Vec<i64> = ids.iter().rev().copied().collect();
-        let mut o = Orchestrator::new(Strategy::fedmedian(), plan(), 8, 5, None).unwrap();
+        let mut o = Orchestrator::new(strategy("FedMedian", &[]), plan(), 8, 5, None).unwrap();
         let (c, _) = o
             .run_round(3, &vec![0.0; 5000], &rev_rows, &[1.0; 8], &rev_ids)
             .unwrap();
@@ -553,7 +559,7 @@ mod tests {
 
     #[test]
     fn bad_round_inputs_are_errors() {
-        let mut o = Orchestrator::new(Strategy::fedavg(), vec![], 3, 0, None).unwrap();
+        let mut o = Orchestrator::new(fedavg(), vec![], 3, 0, None).unwrap();
         let data = [vec![1.0f32, 2.0], vec![1.0, 2.0]];
         let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
         assert!(o.run_round(1, &[0.0], &rows, &[1.0; 2], &[0, 1]).is_err());
@@ -579,7 +585,14 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, CoreError::Diverged { round: 4, col: 0 });
         assert!(o.run_round(1, &[0.0; 2], &[], &[], &[]).is_err());
-        let mut k = Orchestrator::new(Strategy::krum(1), vec![], 3, 0, None).unwrap();
+        let mut k = Orchestrator::new(
+            strategy("Krum", &[("f", RawValue::Int(1))]),
+            vec![],
+            3,
+            0,
+            None,
+        )
+        .unwrap();
         assert!(matches!(
             k.run_round(1, &[0.0; 2], &rows, &[1.0; 2], &[0, 1]),
             Err(CoreError::TooFewClients { .. })
@@ -589,7 +602,7 @@ mod tests {
     #[test]
     fn labels_are_poisoned_only_for_active_data_attackers() {
         let o = Orchestrator::new(
-            Strategy::fedavg(),
+            fedavg(),
             vec![attack(
                 "label_flipping",
                 &[("count", RawValue::Int(1)), ("end_round", RawValue::Int(2))],
@@ -624,7 +637,10 @@ mod tests {
     #[test]
     fn centered_clipping_uses_the_previous_aggregate() {
         let mut o = Orchestrator::new(
-            Strategy::centered_clipping(1.0, 1).unwrap(),
+            strategy(
+                "CenteredClipping",
+                &[("tau", RawValue::Float(1.0)), ("iters", RawValue::Int(1))],
+            ),
             vec![],
             2,
             0,

@@ -33,7 +33,7 @@ pub(crate) fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
     obj.is_instance_of::<PyBool>() || matches!(type_name(obj).as_str(), "bool" | "bool_")
 }
 
-fn wrong_type(field: &str, obj: &Bound<'_, PyAny>, allowed: &str) -> PyErr {
+pub(crate) fn wrong_type(field: &str, obj: &Bound<'_, PyAny>, allowed: &str) -> PyErr {
     PyTypeError::new_err(format!(
         "invalid {field}: got {} (a {}); allowed: {allowed}",
         shown(obj),

@@ -10,11 +10,12 @@ mod args;
 mod arrays;
 mod attacks;
 mod orchestrator;
+mod schema;
 mod strategy;
 
 pub use attacks::{attack_name, attack_schemas, byzantine_counts, valid_attacks, validate_attack};
 pub use orchestrator::PyOrchestrator;
-pub use strategy::{aggregate, PyStrategy};
+pub use strategy::{aggregate, strategy_schemas, PyStrategy};
 
 use crate::error::{CoreError, Result};
 use crate::parallel::install;

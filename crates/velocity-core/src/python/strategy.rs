@@ -1,40 +1,27 @@
-//! `Strategy` and `aggregate`.
+//! `Strategy`, `aggregate` and `strategy_schemas`.
 
-use super::args::{count_arg, float_arg, optional_count_arg};
+use super::args::{count_arg, float_arg, is_bool, optional_count_arg, shown, wrong_type};
 use super::arrays::{vector, with_rows};
 use super::compute;
-use crate::error::{CoreError, MAX_COUNT};
+use super::schema::{params_schema, raw_params, values_to_py};
 use crate::parallel::{threads_from, MAX_THREADS};
-use crate::strategy::Strategy;
+use crate::schema::{ParamSpec, ParamType, RawValue};
+use crate::strategy::{find_strategy, ClientObjective, Strategy, STRATEGIES};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt};
 
-/// An immutable, validated aggregation rule. Build it with a factory.
+/// An immutable, validated aggregation rule: `Strategy(name, params)` checks the
+/// parameters against the strategy's registry entry and fills the defaults.
 ///
-/// Every integer parameter is an int in [min, 1000000] (a bool, a float or a
-/// larger int is refused with the parameter's name); float parameters must be
-/// finite and in their range.
+/// Integer parameters are ints in [min, 1000000] (a bool, a float or a larger int
+/// is refused with the parameter's name); float parameters must be finite and in
+/// their range.
 #[pyclass(name = "Strategy", module = "velocity._core", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyStrategy {
     pub(crate) inner: Strategy,
-}
-
-/// Names a factory's parameter errors after the strategy: `invalid Krum.f: …`.
-fn named<T>(strategy: &str, result: Result<T, CoreError>) -> PyResult<T> {
-    result.map_err(|e| match e {
-        CoreError::InvalidParam {
-            field,
-            value,
-            allowed,
-        } => CoreError::InvalidParam {
-            field: format!("{strategy}.{field}"),
-            value,
-            allowed,
-        }
-        .into(),
-        other => other.into(),
-    })
 }
 
 /// `None` or a thread count in [1, MAX_THREADS].
@@ -43,82 +30,130 @@ pub(crate) fn threads_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u
     Ok(threads_from(threads.map(|t| t as i64))?)
 }
 
+/// A named factory's argument, typed strictly as those factories always were:
+/// a value of the wrong type is a `TypeError` naming `Name.param` (the generic
+/// constructor, like `validate_attack`, makes it a `ValueError`). Ranges are the
+/// registry's.
+fn factory_arg(
+    field: &str,
+    spec: &ParamSpec,
+    obj: Option<&Bound<'_, PyAny>>,
+) -> PyResult<RawValue> {
+    let obj = match obj {
+        Some(o) if !(o.is_none() && spec.nullable) => o,
+        _ if spec.nullable => return Ok(RawValue::None),
+        _ => {
+            return Err(PyRuntimeError::new_err(format!(
+                "internal error: {field} has no value"
+            )))
+        }
+    };
+    match spec.ty {
+        ParamType::Int => {
+            let integer =
+                obj.is_instance_of::<PyInt>() || obj.hasattr("__index__").unwrap_or(false);
+            if is_bool(obj) || !integer {
+                return Err(wrong_type(field, obj, &spec.allowed()));
+            }
+            Ok(match obj.extract::<i64>() {
+                Ok(i) => RawValue::Int(i),
+                Err(_) => RawValue::BigInt(shown(obj)),
+            })
+        }
+        ParamType::Float => Ok(RawValue::Float(float_arg(field, obj)?)),
+    }
+}
+
+impl PyStrategy {
+    /// The registered strategy `name` from a named factory's arguments.
+    fn from_factory(name: &str, args: &[(&str, Option<&Bound<'_, PyAny>>)]) -> PyResult<Self> {
+        let spec = find_strategy(name)?;
+        let mut raw = Vec::with_capacity(args.len());
+        for &(key, obj) in args {
+            let field = format!("{}.{key}", spec.name);
+            let Some(param) = spec.params.iter().find(|p| p.name == key) else {
+                return Err(PyRuntimeError::new_err(format!(
+                    "internal error: {field} is not in the registry"
+                )));
+            };
+            raw.push((key, factory_arg(&field, param, obj)?));
+        }
+        Ok(PyStrategy {
+            inner: Strategy::new(name, &raw)?,
+        })
+    }
+}
+
 #[pymethods]
 impl PyStrategy {
+    #[new]
+    #[pyo3(signature = (name, params=None))]
+    fn new(name: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let raw = match params {
+            Some(p) => raw_params(name, p)?,
+            None => Vec::new(),
+        };
+        let pairs: Vec<(&str, RawValue)> =
+            raw.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        Ok(PyStrategy {
+            inner: Strategy::new(name, &pairs)?,
+        })
+    }
+
+    // The named factories of the nine original strategies, kept for callers of
+    // the typed API; a new strategy needs none (`Strategy(name, params)`).
+
     #[staticmethod]
-    fn fedavg() -> Self {
-        PyStrategy {
-            inner: Strategy::fedavg(),
-        }
+    fn fedavg() -> PyResult<Self> {
+        Self::from_factory("FedAvg", &[])
     }
 
     #[staticmethod]
     fn fedprox(mu: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyStrategy {
-            inner: named("FedProx", Strategy::fedprox(float_arg("FedProx.mu", mu)?))?,
-        })
+        Self::from_factory("FedProx", &[("mu", Some(mu))])
     }
 
     #[staticmethod]
-    fn fedmedian() -> Self {
-        PyStrategy {
-            inner: Strategy::fedmedian(),
-        }
+    fn fedmedian() -> PyResult<Self> {
+        Self::from_factory("FedMedian", &[])
     }
 
     #[staticmethod]
     fn trimmed_mean(beta: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyStrategy {
-            inner: named(
-                "TrimmedMean",
-                Strategy::trimmed_mean(float_arg("TrimmedMean.beta", beta)?),
-            )?,
-        })
+        Self::from_factory("TrimmedMean", &[("beta", Some(beta))])
     }
 
     #[staticmethod]
     fn krum(f: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyStrategy {
-            inner: Strategy::krum(count_arg("Krum.f", f, 0, MAX_COUNT)?),
-        })
+        Self::from_factory("Krum", &[("f", Some(f))])
     }
 
     #[staticmethod]
     #[pyo3(signature = (f, m))]
     fn multi_krum(f: &Bound<'_, PyAny>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let f = count_arg("MultiKrum.f", f, 0, MAX_COUNT)?;
-        let m = optional_count_arg("MultiKrum.m", m, 1, MAX_COUNT)?;
-        Ok(PyStrategy {
-            inner: named("MultiKrum", Strategy::multi_krum(f, m))?,
-        })
+        Self::from_factory("MultiKrum", &[("f", Some(f)), ("m", m)])
     }
 
     #[staticmethod]
     #[pyo3(signature = (f, m))]
     fn bulyan(f: &Bound<'_, PyAny>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let f = count_arg("Bulyan.f", f, 0, MAX_COUNT)?;
-        let m = optional_count_arg("Bulyan.m", m, 1, MAX_COUNT)?;
-        Ok(PyStrategy {
-            inner: named("Bulyan", Strategy::bulyan(f, m))?,
-        })
+        Self::from_factory("Bulyan", &[("f", Some(f)), ("m", m)])
     }
 
     #[staticmethod]
     fn geometric_median(eps: &Bound<'_, PyAny>, max_iter: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let eps = float_arg("GeometricMedian.eps", eps)?;
-        let max_iter = count_arg("GeometricMedian.max_iter", max_iter, 1, MAX_COUNT)?;
-        Ok(PyStrategy {
-            inner: named("GeometricMedian", Strategy::geometric_median(eps, max_iter))?,
-        })
+        Self::from_factory(
+            "GeometricMedian",
+            &[("eps", Some(eps)), ("max_iter", Some(max_iter))],
+        )
     }
 
     #[staticmethod]
     fn centered_clipping(tau: &Bound<'_, PyAny>, iters: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let tau = float_arg("CenteredClipping.tau", tau)?;
-        let iters = count_arg("CenteredClipping.iters", iters, 1, MAX_COUNT)?;
-        Ok(PyStrategy {
-            inner: named("CenteredClipping", Strategy::centered_clipping(tau, iters))?,
-        })
+        Self::from_factory(
+            "CenteredClipping",
+            &[("tau", Some(tau)), ("iters", Some(iters))],
+        )
     }
 
     #[getter]
@@ -126,9 +161,33 @@ impl PyStrategy {
         self.inner.name()
     }
 
+    /// Every parameter with its value (defaults filled), in schema order.
+    #[getter]
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        values_to_py(py, self.inner.values())
+    }
+
     #[getter]
     fn is_selection(&self) -> bool {
         self.inner.is_selection()
+    }
+
+    #[getter]
+    fn is_robust(&self) -> bool {
+        self.inner.is_robust()
+    }
+
+    /// μ of the proximal term μ/2·‖w − wᵗ‖² each client adds to its local loss
+    /// (0.0 when clients minimise their plain loss).
+    #[getter]
+    fn proximal_mu(&self) -> f64 {
+        self.inner.proximal_mu()
+    }
+
+    /// Whether aggregation reads the previous round's aggregate.
+    #[getter]
+    fn uses_previous_aggregate(&self) -> bool {
+        self.inner.uses_previous_aggregate()
     }
 
     /// Raise ValueError when n clients are too few for this strategy.
@@ -137,9 +196,56 @@ impl PyStrategy {
         Ok(self.inner.check_clients(n)?)
     }
 
+    /// Byzantine clients per round among n this configuration tolerates (None
+    /// for rules without such a parameter).
+    fn configured_byzantine(&self, n: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+        let n = count_arg("n", n, 0, usize::MAX)?;
+        Ok(self.inner.configured_byzantine(n))
+    }
+
     fn __repr__(&self) -> String {
         self.inner.describe()
     }
+}
+
+/// Every strategy in registry order: description, paper, parameter schemas (the
+/// attacks' `ParamSchema` shape), names and capabilities.
+#[pyfunction]
+pub fn strategy_schemas(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    for spec in STRATEGIES {
+        let entry = PyDict::new(py);
+        entry.set_item("description", spec.description)?;
+        entry.set_item("reference", spec.reference)?;
+        entry.set_item("params", params_schema(py, spec.params)?)?;
+        entry.set_item("aliases", spec.aliases.to_vec())?;
+        entry.set_item("suggested_for", spec.suggested_for.to_vec())?;
+        let hints = PyDict::new(py);
+        for (theirs, ours) in spec.param_hints {
+            hints.set_item(*theirs, *ours)?;
+        }
+        entry.set_item("param_hints", hints)?;
+        entry.set_item("robust", spec.robust)?;
+        entry.set_item("selection", spec.selection)?;
+        let tolerance = match spec.tolerance {
+            Some(t) => {
+                let d = PyDict::new(py);
+                d.set_item("param", t.param())?;
+                d.set_item("kind", t.kind())?;
+                d.into_any()
+            }
+            None => py.None().into_bound(py),
+        };
+        entry.set_item("tolerance", tolerance)?;
+        let proximal = match spec.client_objective {
+            ClientObjective::Local => None,
+            ClientObjective::Proximal { mu } => Some(mu),
+        };
+        entry.set_item("proximal_param", proximal)?;
+        entry.set_item("uses_previous_aggregate", spec.uses_previous_aggregate)?;
+        out.set_item(spec.name, entry)?;
+    }
+    Ok(out)
 }
 
 /// The aggregate and the kept rows (selection strategies only).

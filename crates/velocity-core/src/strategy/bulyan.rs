@@ -5,8 +5,82 @@
 
 use super::columns::{reduce_sorted_columns, Need, STRIDE, SUB_TILE};
 use super::distances::pairwise_sq_distances;
-use super::{Aggregate, KernelResult};
+use super::spec::{affine, at_least};
+use super::{Aggregate, Inputs, KernelResult, Strategy, StrategySpec, Tolerance};
+use crate::error::{CoreError, Result};
+use crate::schema::ParamSpec;
 use rayon::prelude::*;
+
+/// Bulyan's registry entry.
+pub(super) const SPEC: StrategySpec = StrategySpec::new(
+    "Bulyan",
+    "Bulyan: select θ updates by iterated Krum, then a trimmed mean around the median.",
+    "El Mhamdi et al. 2018, https://arxiv.org/abs/1802.07927",
+    run,
+)
+.params(&[
+    ParamSpec::int(
+        "f",
+        1,
+        "number of Byzantine clients tolerated (needs n >= 4f+3)",
+    )
+    .min(0.0, true),
+    ParamSpec::int(
+        "m",
+        0,
+        "selection set size theta, 2f+1..n; None gives n - 2f",
+    )
+    .nullable()
+    .min(1.0, true),
+])
+.param_hints(&[
+    ("num_malicious_clients", "f"), // Flower's Bulyan
+    ("to_keep", "m"),
+    ("theta", "m"),
+])
+.selection()
+.tolerance(Tolerance::Count("f"))
+.check(theta_at_least_2f_plus_1)
+.check_clients(enough_clients);
+
+fn run(s: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    let (n, f) = (input.rows.len(), s.count("f"));
+    // check_clients guarantees n ≥ 4f + 3: no underflow.
+    let theta = s
+        .opt_count("m")
+        .unwrap_or(n.saturating_sub(f.saturating_mul(2)));
+    bulyan(input.rows, f, theta)
+}
+
+/// θ = m ≥ 2f + 1 when given.
+fn theta_at_least_2f_plus_1(s: &Strategy) -> Result<()> {
+    let f = s.count("f");
+    match s.opt_count("m") {
+        Some(theta) if (theta as u128) < affine(2, f, 1) => Err(CoreError::invalid(
+            format!("{}.m", s.name()),
+            theta,
+            format!("None or an integer ≥ 2f+1 = {} (f = {f})", affine(2, f, 1)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// n ≥ 4f + 3 and θ ≤ n.
+fn enough_clients(s: &Strategy, n: usize) -> Result<()> {
+    let f = s.count("f");
+    at_least(s, n, 4, "f", 3)?;
+    match s.opt_count("m") {
+        Some(theta) if theta > n => Err(CoreError::invalid(
+            "m",
+            theta,
+            format!(
+                "None or an integer in [2f+1, n] = [{}, {n}] (f = {f}, n = {n})",
+                affine(2, f, 1)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Bulyan: iterative Krum selection, then a coordinate-wise trimmed average
 /// around the median of the selected rows.

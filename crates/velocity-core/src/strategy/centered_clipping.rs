@@ -4,9 +4,30 @@
 //! [Karimireddy et al., 2021]. Paper: <https://arxiv.org/abs/2012.10333>
 
 use super::distances::distances_to;
-use super::KernelResult;
+use super::{Aggregate, Inputs, KernelResult, Strategy, StrategySpec};
 use crate::parallel::CHUNK;
+use crate::schema::ParamSpec;
 use rayon::prelude::*;
+
+/// CenteredClipping's registry entry: it clips around the previous aggregate.
+pub(super) const SPEC: StrategySpec = StrategySpec::new(
+    "CenteredClipping",
+    "Centered clipping: average the updates after clipping them around a centre.",
+    "Karimireddy et al. 2021, https://arxiv.org/abs/2012.10333",
+    run,
+)
+.params(&[
+    ParamSpec::float("tau", 1.0, "clipping radius around the centre").min(0.0, false),
+    ParamSpec::int("iters", 3, "clipping iterations per round").min(1.0, true),
+])
+.aliases(&["CC"]) // Karimireddy et al.'s abbreviation
+.param_hints(&[("L_iter", "iters"), ("radius", "tau"), ("clip", "tau")])
+.uses_previous_aggregate();
+
+fn run(s: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    centered_clipping(input.rows, input.previous, s.float("tau"), s.count("iters"))
+        .map(Aggregate::plain)
+}
 
 /// Centered clipping around a reference point.
 ///

@@ -7,9 +7,42 @@
 //! [Li et al., 2020]. Paper: <https://arxiv.org/abs/1812.06127> — same server
 //! aggregation; its proximal weight μ only changes client training.
 
-use super::{KernelResult, SawNonFinite};
+use super::{Aggregate, Inputs, KernelResult, SawNonFinite, Strategy, StrategySpec};
 use crate::parallel::CHUNK;
+use crate::schema::ParamSpec;
 use rayon::prelude::*;
+
+/// FedAvg's registry entry.
+pub(super) const FEDAVG: StrategySpec = StrategySpec::new(
+    "FedAvg",
+    "Federated averaging: the sample-weighted mean of the client updates.",
+    "McMahan et al. 2017, https://arxiv.org/abs/1602.05629",
+    run,
+)
+.not_robust()
+// ByzFL's Average is unweighted, FedAvg weights by samples; FedAvgM adds server momentum.
+.suggested_for(&["Average", "Mean", "FedAvgM", "FedAverage"]);
+
+/// FedProx's registry entry: FedAvg's kernel; its clients add the proximal term.
+pub(super) const FEDPROX: StrategySpec = StrategySpec::new(
+    "FedProx",
+    "FedProx: FedAvg aggregation; clients add a proximal term to their local loss.",
+    "Li et al. 2020, https://arxiv.org/abs/1812.06127",
+    run,
+)
+.params(&[ParamSpec::float(
+    "mu",
+    0.01,
+    "proximal term strength added to each client's loss",
+)
+.min(0.0, true)])
+.param_hints(&[("proximal_mu", "mu")]) // Flower's FedProx
+.not_robust()
+.proximal("mu");
+
+fn run(_: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    weighted_mean(input.rows, input.weights).map(Aggregate::plain)
+}
 
 /// Coordinates whose f64 accumulators stay in registers while every row goes by
 /// (8 f64: two AVX2 registers; 16 measured the same or slower, 32 spills).

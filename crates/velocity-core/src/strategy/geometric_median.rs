@@ -5,7 +5,32 @@
 
 use super::distances::distances_to;
 use super::fedavg::{normalised, weighted_sum_into};
-use super::{KernelResult, SawNonFinite};
+use super::{Aggregate, Inputs, KernelResult, SawNonFinite, Strategy, StrategySpec};
+use crate::schema::ParamSpec;
+
+/// GeometricMedian's registry entry.
+pub(super) const SPEC: StrategySpec = StrategySpec::new(
+    "GeometricMedian",
+    "Geometric median by smoothed Weiszfeld iterations (RFA).",
+    "Pillutla et al. 2022, https://arxiv.org/abs/1912.13445",
+    run,
+)
+.params(&[
+    ParamSpec::float("eps", 1e-6, "distance smoothing and stopping tolerance").min(0.0, false),
+    ParamSpec::int("max_iter", 100, "maximum Weiszfeld iterations").min(1.0, true),
+])
+.aliases(&["GeoMed", "RFA"]) // common short name; Pillutla et al.
+.param_hints(&[("nu", "eps"), ("T", "max_iter"), ("tol", "eps")]);
+
+fn run(s: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    geometric_median(
+        input.rows,
+        input.weights,
+        s.float("eps"),
+        s.count("max_iter"),
+    )
+    .map(Aggregate::plain)
+}
 
 /// Weighted sum `Σ_i c_i x_i` as an f64 vector.
 fn combine(rows: &[&[f32]], coeffs: &[f64]) -> KernelResult<Vec<f64>> {

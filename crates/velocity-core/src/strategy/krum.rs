@@ -5,7 +5,90 @@
 
 use super::distances::pairwise_sq_distances;
 use super::fedavg::{normalised, weighted_sum_into};
-use super::{Aggregate, KernelResult, SawNonFinite};
+use super::spec::at_least;
+use super::{Aggregate, Inputs, KernelResult, SawNonFinite, Strategy, StrategySpec, Tolerance};
+use crate::error::{CoreError, Result};
+use crate::schema::ParamSpec;
+
+/// f, the Byzantine clients Krum and Multi-Krum tolerate.
+const F: ParamSpec = ParamSpec::int(
+    "f",
+    1,
+    "number of Byzantine clients tolerated (needs n >= 2f+3)",
+)
+.min(0.0, true);
+
+/// Krum's registry entry.
+pub(super) const KRUM: StrategySpec = StrategySpec::new(
+    "Krum",
+    "Krum: pick the one update closest to its n − f − 2 nearest neighbours.",
+    "Blanchard et al. 2017, https://papers.nips.cc/paper/6617",
+    run_krum,
+)
+.params(&[F])
+.param_hints(&[
+    ("num_malicious_clients", "f"), // Flower's Krum
+    ("num_byzantine", "f"),
+    ("byzantine", "f"),
+])
+.selection()
+.tolerance(Tolerance::Count("f"))
+.check_clients(krum_clients);
+
+/// Multi-Krum's registry entry.
+pub(super) const MULTI_KRUM: StrategySpec = StrategySpec::new(
+    "MultiKrum",
+    "Multi-Krum: the sample-weighted mean of the m updates with the best Krum scores.",
+    "Blanchard et al. 2017, https://papers.nips.cc/paper/6617",
+    run_multi_krum,
+)
+.params(&[
+    F,
+    ParamSpec::int(
+        "m",
+        0,
+        "updates kept and averaged (at most n); None keeps n - f",
+    )
+    .nullable()
+    .min(1.0, true),
+])
+.param_hints(&[
+    ("num_malicious_clients", "f"), // Flower's Krum
+    ("num_clients_to_keep", "m"),
+    ("num_byzantine", "f"),
+])
+.selection()
+.tolerance(Tolerance::Count("f"))
+.check_clients(multi_krum_clients);
+
+fn run_krum(s: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    krum(input.rows, s.count("f"))
+}
+
+fn run_multi_krum(s: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    let (n, f) = (input.rows.len(), s.count("f"));
+    // check_clients guarantees n ≥ 2f + 3: no underflow.
+    let m = s.opt_count("m").unwrap_or(n.saturating_sub(f));
+    multi_krum(input.rows, input.weights, f, m)
+}
+
+/// n ≥ 2f + 3.
+fn krum_clients(s: &Strategy, n: usize) -> Result<()> {
+    at_least(s, n, 2, "f", 3)
+}
+
+/// n ≥ 2f + 3 and m ≤ n.
+fn multi_krum_clients(s: &Strategy, n: usize) -> Result<()> {
+    at_least(s, n, 2, "f", 3)?;
+    match s.opt_count("m") {
+        Some(m) if m > n => Err(CoreError::invalid(
+            "m",
+            m,
+            format!("None or an integer in [1, n] with n = {n} clients"),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Krum score of row `i` among `candidates`: the sum of the `k` smallest
 /// squared distances from `i` to the other candidates (summed in ascending order).

@@ -4,7 +4,20 @@
 //! [Yin et al., 2018]. Paper: <https://arxiv.org/abs/1803.01498>
 
 use super::columns::{reduce_sorted_columns, Need, STRIDE};
-use super::KernelResult;
+use super::{Aggregate, Inputs, KernelResult, Strategy, StrategySpec};
+
+/// FedMedian's registry entry.
+pub(super) const SPEC: StrategySpec = StrategySpec::new(
+    "FedMedian",
+    "Coordinate-wise median of the client updates (unweighted).",
+    "Yin et al. 2018, https://arxiv.org/abs/1803.01498",
+    run,
+)
+.aliases(&["Median", "CoordinateWiseMedian"]); // ByzFL, papers
+
+fn run(_: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    median(input.rows).map(Aggregate::plain)
+}
 
 /// The coordinate-wise median (unweighted).
 ///

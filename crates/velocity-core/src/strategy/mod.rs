@@ -1,6 +1,20 @@
-//! Aggregation strategies: one enum arm and one kernel file per rule.
+//! Aggregation strategies: the registry, one kernel file per rule.
 //!
-//! Every kernel works on row slices `rows: &[&[f32]]` (n rows = clients, each
+//! **The registry.** [`STRATEGIES`] lists every strategy once. Each entry (a
+//! [`StrategySpec`], declared in the strategy's kernel file next to its kernel)
+//! holds its name and aliases, its parameters in the shared [`crate::schema`]
+//! dialect (type, default, range, description), its paper, its preconditions on
+//! the number of clients and its capabilities ([`ClientObjective`],
+//! [`StrategySpec::uses_previous_aggregate`], [`Tolerance`], selection). The
+//! Python bindings export it as `strategy_schemas()` in the same `ParamSchema`
+//! shape as the attacks, and the Python classes are derived from it.
+//!
+//! **Adding a strategy** is its kernel file (the kernel, a [`Kernel`] adapter and
+//! its `SPEC`) plus its `mod` line and one line in [`STRATEGIES`]. Nothing else in
+//! Rust, and nothing in Python, names it; `velocity/strategy.py` may add a class
+//! only for a docstring with the math and a doctest.
+//!
+//! **The kernels** work on row slices `rows: &[&[f32]]` (n rows = clients, each
 //! of length d = coordinates) and sample weights `weights: &[f64]`, so the
 //! orchestrator can substitute attacked rows without copying the honest matrix.
 //! Kernels run on the current rayon pool, split coordinates into fixed chunks
@@ -11,6 +25,18 @@
 //! NaN or ±Inf ([`CoreError::NonFinite`] names the first row and coordinate)
 //! rather than silently dropping or propagating it. Kernels detect it in their
 //! first pass (for free) and the exact position is then located by a scan.
+//!
+//! ```
+//! use _core::schema::RawValue;
+//! use _core::strategy::Strategy;
+//!
+//! let krum = Strategy::new("Krum", &[("f", RawValue::Int(1))]).unwrap();
+//! let rows: Vec<&[f32]> = vec![&[0.0, 0.0], &[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0], &[100.0, 100.0]];
+//! let out = krum.aggregate(&rows, &[1.0; 5], None).unwrap();
+//! assert_eq!((out.value, out.selected), (vec![0.0, 0.0], Some(vec![0])));
+//! let e = krum.check_clients(4).unwrap_err();
+//! assert_eq!(e.to_string(), "Krum needs at least 5 clients (n ≥ 2f+3 with f = 1), got n = 4");
+//! ```
 
 mod bulyan;
 mod centered_clipping;
@@ -20,17 +46,63 @@ mod fedavg;
 mod geometric_median;
 mod krum;
 mod median;
+mod spec;
 mod trimmed_mean;
 
-use crate::error::{CoreError, Result};
+pub use spec::{ClientCheck, ClientObjective, Inputs, Kernel, ParamCheck, StrategySpec, Tolerance};
+
+use crate::error::{closest_in, name_key, CoreError, Result};
+use crate::schema::{ParamSpec, RawValue, Value, Values};
 use rayon::prelude::*;
+
+/// The registry, one entry per strategy (each declared in its kernel file), in
+/// the order the catalog lists them.
+pub static STRATEGIES: &[StrategySpec] = &[
+    fedavg::FEDAVG,
+    fedavg::FEDPROX,
+    median::SPEC,
+    trimmed_mean::SPEC,
+    krum::KRUM,
+    krum::MULTI_KRUM,
+    bulyan::SPEC,
+    geometric_median::SPEC,
+    centered_clipping::SPEC,
+];
+
+/// Strategy names in registry order.
+pub fn valid_strategies() -> Vec<&'static str> {
+    STRATEGIES.iter().map(|s| s.name).collect()
+}
+
+/// The registry entry for `name` or one of its aliases, ignoring case, `_`, `-`,
+/// spaces and dots (`fed_median`, `TrMean`, `CC`), or an error with a close
+/// match (aliases and [`StrategySpec::suggested_for`] names included).
+pub fn find_strategy(name: &str) -> Result<&'static StrategySpec> {
+    let key = name_key(name);
+    STRATEGIES
+        .iter()
+        .find(|s| name_key(s.name) == key || s.aliases.iter().any(|a| name_key(a) == key))
+        .ok_or_else(|| {
+            let spellings = STRATEGIES.iter().flat_map(|s| {
+                std::iter::once((s.name, s.name))
+                    .chain(s.aliases.iter().map(|a| (*a, s.name)))
+                    .chain(s.suggested_for.iter().map(|a| (*a, s.name)))
+            });
+            CoreError::UnknownName {
+                kind: "strategy",
+                name: name.to_string(),
+                suggestion: closest_in(name, spellings),
+                valid: valid_strategies().iter().map(|s| s.to_string()).collect(),
+            }
+        })
+}
 
 /// Marker returned by a kernel that saw NaN/±Inf in its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SawNonFinite;
+pub struct SawNonFinite;
 
 /// A kernel's result before the non-finite check is turned into an error.
-pub(crate) type KernelResult<T> = std::result::Result<T, SawNonFinite>;
+pub type KernelResult<T> = std::result::Result<T, SawNonFinite>;
 
 /// The output of one aggregation.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,230 +113,182 @@ pub struct Aggregate {
     pub selected: Option<Vec<usize>>,
 }
 
-/// An immutable, validated aggregation rule.
-///
-/// Build one with a constructor (`Strategy::krum(1)?` …); constructors check
-/// everything that does not depend on the number of clients n, and
-/// [`Strategy::check_clients`] checks the rest.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Strategy {
-    /// Sample-weighted mean, see [`fedavg`](fedavg::weighted_mean).
-    FedAvg,
-    /// FedAvg aggregation; `mu` is the proximal weight used by client training.
-    FedProx { mu: f64 },
-    /// Coordinate-wise median, see [`median`](median::median).
-    FedMedian,
-    /// Coordinate-wise β-trimmed mean, see [`trimmed_mean`](trimmed_mean::trimmed_mean).
-    TrimmedMean { beta: f64 },
-    /// Krum, see [`krum`](krum::krum).
-    Krum { f: usize },
-    /// Multi-Krum, see [`multi_krum`](krum::multi_krum). `m = None` means n − f.
-    MultiKrum { f: usize, m: Option<usize> },
-    /// Bulyan, see [`bulyan`](bulyan::bulyan). `m = None` means θ = n − 2f.
-    Bulyan { f: usize, m: Option<usize> },
-    /// Smoothed Weiszfeld geometric median, see [`geometric_median`](geometric_median::geometric_median).
-    GeometricMedian { eps: f64, max_iter: usize },
-    /// Centered clipping, see [`centered_clipping`](centered_clipping::centered_clipping).
-    CenteredClipping { tau: f64, iters: usize },
+impl Aggregate {
+    /// A value without selected rows.
+    pub fn plain(value: Vec<f32>) -> Self {
+        Aggregate {
+            value,
+            selected: None,
+        }
+    }
 }
 
-fn finite_at_least(field: &str, value: f64, min: f64, inclusive: bool) -> Result<f64> {
-    let ok = value.is_finite() && if inclusive { value >= min } else { value > min };
-    if ok {
-        Ok(value)
-    } else {
-        let op = if inclusive { "≥" } else { ">" };
-        Err(CoreError::invalid(
-            field,
-            value,
-            format!("a finite float {op} {min}"),
-        ))
+/// An immutable, validated aggregation rule: a registry entry and its parameters.
+///
+/// [`Strategy::new`] checks everything that does not depend on the number of
+/// clients n; [`Strategy::check_clients`] checks the rest.
+#[derive(Clone)]
+pub struct Strategy {
+    spec: &'static StrategySpec,
+    values: Values,
+}
+
+impl PartialEq for Strategy {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec.name == other.spec.name && self.values == other.values
+    }
+}
+
+impl std::fmt::Debug for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
 impl Strategy {
-    /// FedAvg (McMahan et al. 2017).
-    pub fn fedavg() -> Self {
-        Strategy::FedAvg
-    }
-
-    /// FedProx (Li et al. 2020); `mu` ≥ 0, finite.
-    pub fn fedprox(mu: f64) -> Result<Self> {
-        Ok(Strategy::FedProx {
-            mu: finite_at_least("mu", mu, 0.0, true)?,
-        })
-    }
-
-    /// Coordinate-wise median (Yin et al. 2018).
-    pub fn fedmedian() -> Self {
-        Strategy::FedMedian
-    }
-
-    /// Coordinate-wise trimmed mean (Yin et al. 2018); `beta` in [0, 0.5).
-    pub fn trimmed_mean(beta: f64) -> Result<Self> {
-        if (0.0..0.5).contains(&beta) {
-            Ok(Strategy::TrimmedMean { beta })
-        } else {
-            Err(CoreError::invalid("beta", beta, "a float in [0, 0.5)"))
+    /// The strategy `name` (or an alias) with `params` checked against its
+    /// registry entry and the defaults filled in.
+    ///
+    /// Errors: an unknown name or parameter (with the close match), a value of
+    /// the wrong type or out of range (named `Name.param`), and the entry's
+    /// cross-parameter check (Bulyan's m ≥ 2f + 1).
+    pub fn new(name: &str, params: &[(&str, RawValue)]) -> Result<Self> {
+        let spec = find_strategy(name)?;
+        let specs: Vec<&'static ParamSpec> = spec.params.iter().collect();
+        let values = Values::validate("strategy", spec.name, &specs, params)?;
+        let strategy = Strategy { spec, values };
+        if let Some(check) = spec.check {
+            check(&strategy)?;
         }
+        Ok(strategy)
     }
 
-    /// Krum (Blanchard et al. 2017); `f` ≥ 0 Byzantine clients tolerated.
-    pub fn krum(f: usize) -> Self {
-        Strategy::Krum { f }
+    /// The registry entry.
+    pub fn spec(&self) -> &'static StrategySpec {
+        self.spec
     }
 
-    /// Multi-Krum; `m` ≥ 1 rows kept (`None`: n − f).
-    pub fn multi_krum(f: usize, m: Option<usize>) -> Result<Self> {
-        if m == Some(0) {
-            return Err(CoreError::invalid("m", 0, "None or an integer ≥ 1"));
-        }
-        Ok(Strategy::MultiKrum { f, m })
-    }
-
-    /// Bulyan (El Mhamdi et al. 2018); `m` = θ ≥ 2f + 1 rows selected (`None`: n − 2f).
-    pub fn bulyan(f: usize, m: Option<usize>) -> Result<Self> {
-        if let Some(theta) = m {
-            let least = affine(2, f, 1);
-            if (theta as u128) < least {
-                return Err(CoreError::invalid(
-                    "m",
-                    theta,
-                    format!("None or an integer ≥ 2f+1 = {least} (f = {f})"),
-                ));
-            }
-        }
-        Ok(Strategy::Bulyan { f, m })
-    }
-
-    /// Geometric median (Pillutla et al. 2022); `eps` > 0, `max_iter` ≥ 1.
-    pub fn geometric_median(eps: f64, max_iter: usize) -> Result<Self> {
-        let eps = finite_at_least("eps", eps, 0.0, false)?;
-        if max_iter == 0 {
-            return Err(CoreError::invalid("max_iter", 0, "an integer ≥ 1"));
-        }
-        Ok(Strategy::GeometricMedian { eps, max_iter })
-    }
-
-    /// Centered clipping (Karimireddy et al. 2021); `tau` > 0, `iters` ≥ 1.
-    pub fn centered_clipping(tau: f64, iters: usize) -> Result<Self> {
-        let tau = finite_at_least("tau", tau, 0.0, false)?;
-        if iters == 0 {
-            return Err(CoreError::invalid("iters", 0, "an integer ≥ 1"));
-        }
-        Ok(Strategy::CenteredClipping { tau, iters })
-    }
-
-    /// The display name ("FedAvg", "Krum", …).
+    /// The registered name ("FedAvg", "Krum", …).
     pub fn name(&self) -> &'static str {
-        match self {
-            Strategy::FedAvg => "FedAvg",
-            Strategy::FedProx { .. } => "FedProx",
-            Strategy::FedMedian => "FedMedian",
-            Strategy::TrimmedMean { .. } => "TrimmedMean",
-            Strategy::Krum { .. } => "Krum",
-            Strategy::MultiKrum { .. } => "MultiKrum",
-            Strategy::Bulyan { .. } => "Bulyan",
-            Strategy::GeometricMedian { .. } => "GeometricMedian",
-            Strategy::CenteredClipping { .. } => "CenteredClipping",
-        }
+        self.spec.name
     }
 
-    /// A constructor-call-like description, e.g. `Strategy.krum(f=1)`.
+    /// Every parameter with its value, in schema order.
+    pub fn values(&self) -> &[(&'static str, Value)] {
+        self.values.as_slice()
+    }
+
+    /// A float parameter.
+    pub fn float(&self, name: &str) -> f64 {
+        self.values.float(name)
+    }
+
+    /// A count parameter.
+    pub fn count(&self, name: &str) -> usize {
+        self.values.count(name)
+    }
+
+    /// A nullable count parameter.
+    pub fn opt_count(&self, name: &str) -> Option<usize> {
+        self.values.opt_count(name)
+    }
+
+    /// A constructor-call-like description, e.g. `Strategy("Krum", {"f": 1})`.
     pub fn describe(&self) -> String {
-        let opt = |m: &Option<usize>| m.map_or("None".to_string(), |v| v.to_string());
-        match self {
-            Strategy::FedAvg => "Strategy.fedavg()".into(),
-            Strategy::FedProx { mu } => format!("Strategy.fedprox(mu={mu:?})"),
-            Strategy::FedMedian => "Strategy.fedmedian()".into(),
-            Strategy::TrimmedMean { beta } => format!("Strategy.trimmed_mean(beta={beta:?})"),
-            Strategy::Krum { f } => format!("Strategy.krum(f={f})"),
-            Strategy::MultiKrum { f, m } => format!("Strategy.multi_krum(f={f}, m={})", opt(m)),
-            Strategy::Bulyan { f, m } => format!("Strategy.bulyan(f={f}, m={})", opt(m)),
-            Strategy::GeometricMedian { eps, max_iter } => {
-                format!("Strategy.geometric_median(eps={eps:?}, max_iter={max_iter})")
-            }
-            Strategy::CenteredClipping { tau, iters } => {
-                format!("Strategy.centered_clipping(tau={tau:?}, iters={iters})")
-            }
+        let params: Vec<String> = self
+            .values()
+            .iter()
+            .map(|(name, value)| match value {
+                Value::Float(x) => format!("\"{name}\": {x:?}"),
+                Value::Int(i) => format!("\"{name}\": {i}"),
+                Value::None => format!("\"{name}\": None"),
+            })
+            .collect();
+        if params.is_empty() {
+            format!("Strategy(\"{}\")", self.name())
+        } else {
+            format!("Strategy(\"{}\", {{{}}})", self.name(), params.join(", "))
         }
     }
 
     /// True for strategies that keep a subset of the rows (Krum, MultiKrum, Bulyan).
     pub fn is_selection(&self) -> bool {
-        matches!(
-            self,
-            Strategy::Krum { .. } | Strategy::MultiKrum { .. } | Strategy::Bulyan { .. }
-        )
+        self.spec.selection
+    }
+
+    /// False for the plain means (FedAvg, FedProx).
+    pub fn is_robust(&self) -> bool {
+        self.spec.robust
+    }
+
+    /// What clients minimise locally.
+    pub fn client_objective(&self) -> ClientObjective {
+        self.spec.client_objective
+    }
+
+    /// μ of the proximal term μ/2 · ‖w − wᵗ‖² clients add to their loss (0 for
+    /// strategies whose clients minimise their plain loss).
+    pub fn proximal_mu(&self) -> f64 {
+        match self.spec.client_objective {
+            ClientObjective::Local => 0.0,
+            ClientObjective::Proximal { mu } => self.float(mu),
+        }
+    }
+
+    /// Whether the kernel reads the previous round's aggregate.
+    pub fn uses_previous_aggregate(&self) -> bool {
+        self.spec.uses_previous_aggregate
+    }
+
+    /// Byzantine clients per round among `n` this configuration is set to
+    /// tolerate: the [`Tolerance`] parameter (f, or ⌊β·n⌋), None for rules
+    /// without one (the median's breakdown point is not a setting).
+    pub fn configured_byzantine(&self, n: usize) -> Option<usize> {
+        Some(match self.spec.tolerance? {
+            Tolerance::Count(p) => self.count(p),
+            Tolerance::Fraction(p) => (self.float(p) * n as f64).floor() as usize,
+        })
     }
 
     /// Checks that `n` clients satisfy this strategy's precondition.
     ///
-    /// n ≥ 1 always; Krum and MultiKrum n ≥ 2f + 3 (and MultiKrum m ≤ n);
-    /// Bulyan n ≥ 4f + 3 and 2f + 1 ≤ θ ≤ n. The bounds are computed in u128,
-    /// so no f (up to `usize::MAX`) can wrap them into a small number.
+    /// n ≥ 1 always, then the entry's own check: Krum and MultiKrum n ≥ 2f + 3
+    /// (and MultiKrum m ≤ n); Bulyan n ≥ 4f + 3 and 2f + 1 ≤ θ ≤ n. The bounds
+    /// are computed in u128, so no f (up to `usize::MAX`) can wrap them.
     pub fn check_clients(&self, n: usize) -> Result<()> {
-        let too_few = |required: u128, formula: String| {
-            if (n as u128) < required {
-                Err(CoreError::TooFewClients {
-                    strategy: self.name(),
-                    n,
-                    required,
-                    formula,
-                })
-            } else {
-                Ok(())
-            }
-        };
-        too_few(1, "n ≥ 1".into())?;
-        match *self {
-            Strategy::Krum { f } => too_few(affine(2, f, 3), format!("n ≥ 2f+3 with f = {f}")),
-            Strategy::MultiKrum { f, m } => {
-                too_few(affine(2, f, 3), format!("n ≥ 2f+3 with f = {f}"))?;
-                match m {
-                    Some(m) if m > n => Err(CoreError::invalid(
-                        "m",
-                        m,
-                        format!("None or an integer in [1, n] with n = {n} clients"),
-                    )),
-                    _ => Ok(()),
-                }
-            }
-            Strategy::Bulyan { f, m } => {
-                too_few(affine(4, f, 3), format!("n ≥ 4f+3 with f = {f}"))?;
-                match m {
-                    Some(theta) if theta > n => Err(CoreError::invalid(
-                        "m",
-                        theta,
-                        format!(
-                            "None or an integer in [2f+1, n] = [{}, {n}] (f = {f}, n = {n})",
-                            affine(2, f, 1)
-                        ),
-                    )),
-                    _ => Ok(()),
-                }
-            }
-            _ => Ok(()),
+        if n < 1 {
+            return Err(CoreError::TooFewClients {
+                strategy: self.name(),
+                n,
+                required: 1,
+                formula: "n ≥ 1".into(),
+            });
+        }
+        match self.spec.check_clients {
+            Some(check) => check(self, n),
+            None => Ok(()),
         }
     }
 
     /// Aggregates `rows` (n × d) with sample `weights` (n) into a d-vector.
     ///
-    /// `reference` is CenteredClipping's starting point v₀ (`None`: the zero
-    /// vector); other strategies ignore it. Runs on the current rayon pool.
+    /// `previous` is the previous round's aggregate, read by strategies that
+    /// declare [`StrategySpec::uses_previous_aggregate`] (CenteredClipping's
+    /// starting point v₀; `None`: the zero vector) and ignored by the others.
+    /// Runs on the current rayon pool.
     ///
     /// Errors: n = 0 or d = 0, ragged rows, `weights.len() != n`, negative or
-    /// non-finite weights or a zero weight sum, NaN/Inf in `rows`, and the
-    /// strategy's own precondition ([`Strategy::check_clients`]).
+    /// non-finite weights or a zero weight sum, NaN/Inf in `rows` or
+    /// `previous`, and the strategy's own precondition ([`Strategy::check_clients`]).
     pub fn aggregate(
         &self,
         rows: &[&[f32]],
         weights: &[f64],
-        reference: Option<&[f32]>,
+        previous: Option<&[f32]>,
     ) -> Result<Aggregate> {
         let d = check_inputs(rows, weights)?;
         self.check_clients(rows.len())?;
-        if let Some(r) = reference {
+        if let Some(r) = previous {
             if r.len() != d {
                 return Err(CoreError::shape(
                     "reference",
@@ -280,48 +304,12 @@ impl Strategy {
                 ));
             }
         }
-        let n = rows.len();
-        let result = match *self {
-            Strategy::FedAvg | Strategy::FedProx { .. } => {
-                fedavg::weighted_mean(rows, weights).map(plain)
-            }
-            Strategy::FedMedian => median::median(rows).map(plain),
-            Strategy::TrimmedMean { beta } => {
-                trimmed_mean::trimmed_mean(rows, trim_count(beta, n)).map(plain)
-            }
-            Strategy::Krum { f } => krum::krum(rows, f),
-            // check_clients guarantees n ≥ 2f + 3 (n ≥ 4f + 3 for Bulyan): no underflow.
-            Strategy::MultiKrum { f, m } => {
-                krum::multi_krum(rows, weights, f, m.unwrap_or(n.saturating_sub(f)))
-            }
-            Strategy::Bulyan { f, m } => {
-                bulyan::bulyan(rows, f, m.unwrap_or(n.saturating_sub(f.saturating_mul(2))))
-            }
-            Strategy::GeometricMedian { eps, max_iter } => {
-                geometric_median::geometric_median(rows, weights, eps, max_iter).map(plain)
-            }
-            Strategy::CenteredClipping { tau, iters } => {
-                centered_clipping::centered_clipping(rows, reference, tau, iters).map(plain)
-            }
+        let inputs = Inputs {
+            rows,
+            weights,
+            previous: previous.filter(|_| self.uses_previous_aggregate()),
         };
-        result.map_err(|SawNonFinite| locate_non_finite(rows))
-    }
-}
-
-/// `a·f + b` in u128: exact for every usize f (a precondition bound never wraps).
-fn affine(a: u128, f: usize, b: u128) -> u128 {
-    a * f as u128 + b
-}
-
-/// k = ⌊β·n⌋ values trimmed at each tail.
-fn trim_count(beta: f64, n: usize) -> usize {
-    ((beta * n as f64).floor() as usize).min(n.saturating_sub(1) / 2)
-}
-
-fn plain(value: Vec<f32>) -> Aggregate {
-    Aggregate {
-        value,
-        selected: None,
+        (self.spec.kernel)(self, &inputs).map_err(|SawNonFinite| locate_non_finite(rows))
     }
 }
 
@@ -405,6 +393,14 @@ pub(crate) fn all_finite(values: &[f32]) -> bool {
 
 #[cfg(test)]
 pub(crate) mod test_util {
+    use super::Strategy;
+    use crate::schema::RawValue;
+
+    /// The registered strategy `name` with `params` (panics on invalid input).
+    pub fn strategy(name: &str, params: &[(&str, RawValue)]) -> Strategy {
+        Strategy::new(name, params).unwrap()
+    }
+
     /// Rows of a row-major matrix.
     pub fn rows(data: &[Vec<f32>]) -> Vec<&[f32]> {
         data.iter().map(Vec::as_slice).collect()
@@ -430,23 +426,99 @@ pub(crate) mod test_util {
 
 #[cfg(test)]
 mod tests {
-    use super::test_util::{matrix, rows};
+    use super::test_util::{matrix, rows, strategy};
     use super::*;
+    use crate::error::MAX_COUNT;
     use crate::parallel::install;
 
+    fn int(v: i64) -> RawValue {
+        RawValue::Int(v)
+    }
+
+    fn float(v: f64) -> RawValue {
+        RawValue::Float(v)
+    }
+
+    /// Every registered strategy at its defaults, plus other settings of each.
     fn all_strategies() -> Vec<Strategy> {
-        vec![
-            Strategy::fedavg(),
-            Strategy::fedprox(0.1).unwrap(),
-            Strategy::fedmedian(),
-            Strategy::trimmed_mean(0.2).unwrap(),
-            Strategy::krum(2),
-            Strategy::multi_krum(2, None).unwrap(),
-            Strategy::multi_krum(2, Some(4)).unwrap(),
-            Strategy::bulyan(2, None).unwrap(),
-            Strategy::geometric_median(1e-6, 20).unwrap(),
-            Strategy::centered_clipping(0.5, 3).unwrap(),
-        ]
+        let mut all: Vec<Strategy> = STRATEGIES.iter().map(|s| strategy(s.name, &[])).collect();
+        all.extend([
+            strategy("FedProx", &[("mu", float(0.1))]),
+            strategy("TrimmedMean", &[("beta", float(0.2))]),
+            strategy("Krum", &[("f", int(2))]),
+            strategy("MultiKrum", &[("f", int(2))]),
+            strategy("MultiKrum", &[("f", int(2)), ("m", int(4))]),
+            strategy("Bulyan", &[("f", int(2))]),
+            strategy(
+                "GeometricMedian",
+                &[("eps", float(1e-6)), ("max_iter", int(20))],
+            ),
+            strategy(
+                "CenteredClipping",
+                &[("tau", float(0.5)), ("iters", int(3))],
+            ),
+        ]);
+        all
+    }
+
+    #[test]
+    fn registry_is_unique_documented_and_its_defaults_validate() {
+        let names = valid_strategies();
+        for (i, s) in STRATEGIES.iter().enumerate() {
+            assert!(!names[..i].contains(&s.name), "{} registered twice", s.name);
+            assert!(
+                !s.description.is_empty() && !s.reference.is_empty(),
+                "{}",
+                s.name
+            );
+            assert!(Strategy::new(s.name, &[]).is_ok(), "{}", s.name);
+            for alias in s.aliases {
+                assert_eq!(find_strategy(alias).map(|f| f.name), Ok(s.name));
+            }
+            for (_, param) in s.param_hints {
+                assert!(s.params.iter().any(|p| p.name == *param), "{}", s.name);
+            }
+            if let Some(t) = s.tolerance {
+                assert!(s.params.iter().any(|p| p.name == t.param()), "{}", s.name);
+            }
+            if let ClientObjective::Proximal { mu } = s.client_objective {
+                assert!(s.params.iter().any(|p| p.name == mu), "{}", s.name);
+            }
+            for p in s
+                .params
+                .iter()
+                .filter(|p| p.ty == crate::schema::ParamType::Int)
+            {
+                assert_eq!(p.max, Some(MAX_COUNT as f64), "{}.{}", s.name, p.name);
+            }
+        }
+        for s in STRATEGIES {
+            for other in s.suggested_for {
+                assert!(find_strategy(other).is_err(), "{other} is only suggested");
+            }
+        }
+    }
+
+    #[test]
+    fn names_resolve_and_unknown_ones_are_suggested() {
+        for (given, name) in [
+            ("fed_median", "FedMedian"),
+            ("Median", "FedMedian"),
+            ("TrMean", "TrimmedMean"),
+            ("multi-krum", "MultiKrum"),
+            ("CC", "CenteredClipping"),
+            ("GeoMed", "GeometricMedian"),
+        ] {
+            assert_eq!(find_strategy(given).map(|s| s.name), Ok(name), "{given}");
+        }
+        let e = find_strategy("Krumm").unwrap_err().to_string();
+        assert!(e.starts_with("unknown strategy 'Krumm'; did you mean 'Krum'? valid: FedAvg, "));
+        let e = find_strategy("FedAvgM").unwrap_err().to_string();
+        assert!(e.contains("did you mean 'FedAvg'"), "{e}");
+        let e = Strategy::new("Krum", &[("g", int(1))])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "unknown parameter 'g' for strategy 'Krum'; valid: f");
     }
 
     #[test]
@@ -466,6 +538,7 @@ mod tests {
             let bits = |a: &Aggregate| a.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&one), bits(&four), "{}", s.name());
             assert_eq!(one.selected, four.selected, "{}", s.name());
+            assert_eq!(one.selected.is_some(), s.is_selection(), "{}", s.name());
             assert!(one.value.iter().all(|v| v.is_finite()), "{}", s.name());
         }
     }
@@ -498,7 +571,7 @@ mod tests {
     fn bad_inputs_are_errors_not_panics() {
         let data = matrix(5, 3, 1);
         let r = rows(&data);
-        let s = Strategy::fedavg();
+        let s = strategy("FedAvg", &[]);
         assert!(s.aggregate(&[], &[], None).is_err());
         let empty: Vec<&[f32]> = vec![&[], &[]];
         assert!(s.aggregate(&empty, &[1.0, 1.0], None).is_err());
@@ -510,7 +583,10 @@ mod tests {
         assert!(s.aggregate(&r, &[0.0; 5], None).is_err());
         let ragged: Vec<&[f32]> = vec![&data[0], &data[1][..2]];
         assert!(s.aggregate(&ragged, &[1.0, 1.0], None).is_err());
-        let cc = Strategy::centered_clipping(1.0, 1).unwrap();
+        let cc = strategy(
+            "CenteredClipping",
+            &[("tau", float(1.0)), ("iters", int(1))],
+        );
         assert!(cc.aggregate(&r, &[1.0; 5], Some(&[0.0; 2])).is_err());
         assert!(cc
             .aggregate(&r, &[1.0; 5], Some(&[0.0, f32::NAN, 0.0]))
@@ -523,97 +599,112 @@ mod tests {
     }
 
     #[test]
+    fn previous_aggregate_reaches_only_strategies_that_declare_it() {
+        let data = [vec![10.0f32], vec![10.0]];
+        let r = rows(&data);
+        let cc = strategy("CenteredClipping", &[("iters", int(1))]);
+        assert!(cc.uses_previous_aggregate());
+        assert_eq!(cc.aggregate(&r, &[1.0; 2], None).unwrap().value, vec![1.0]);
+        assert_eq!(
+            cc.aggregate(&r, &[1.0; 2], Some(&[1.0])).unwrap().value,
+            vec![2.0]
+        );
+        let mean = strategy("FedAvg", &[]);
+        assert!(!mean.uses_previous_aggregate());
+        assert_eq!(
+            mean.aggregate(&r, &[1.0; 2], Some(&[1.0])).unwrap().value,
+            vec![10.0]
+        );
+    }
+
+    #[test]
     fn constructors_validate() {
-        assert!(Strategy::fedprox(-0.1).is_err());
-        assert!(Strategy::fedprox(f64::NAN).is_err());
-        assert!(Strategy::trimmed_mean(0.5).is_err());
-        assert!(Strategy::trimmed_mean(-0.01).is_err());
-        assert!(Strategy::trimmed_mean(0.0).is_ok());
-        assert!(Strategy::multi_krum(1, Some(0)).is_err());
-        assert!(Strategy::bulyan(1, Some(2)).is_err());
-        assert!(Strategy::bulyan(1, Some(3)).is_ok());
-        assert!(Strategy::geometric_median(0.0, 5).is_err());
-        assert!(Strategy::geometric_median(1e-5, 0).is_err());
-        assert!(Strategy::centered_clipping(0.0, 1).is_err());
-        assert!(Strategy::centered_clipping(1.0, 0).is_err());
+        let bad: &[(&str, &[(&str, RawValue)])] = &[
+            ("FedProx", &[("mu", float(-0.1))]),
+            ("FedProx", &[("mu", float(f64::NAN))]),
+            ("TrimmedMean", &[("beta", float(0.5))]),
+            ("TrimmedMean", &[("beta", float(-0.01))]),
+            ("MultiKrum", &[("f", int(1)), ("m", int(0))]),
+            ("Bulyan", &[("f", int(1)), ("m", int(2))]),
+            ("GeometricMedian", &[("eps", float(0.0))]),
+            ("GeometricMedian", &[("max_iter", int(0))]),
+            ("CenteredClipping", &[("tau", float(0.0))]),
+            ("CenteredClipping", &[("iters", int(0))]),
+            ("Krum", &[("f", int(-1))]),
+            ("Krum", &[("f", int(MAX_COUNT as i64 + 1))]),
+            ("Krum", &[("f", RawValue::Bool(true))]),
+            ("Krum", &[("f", float(1.0))]),
+        ];
+        for (name, params) in bad {
+            assert!(Strategy::new(name, params).is_err(), "{name} {params:?}");
+        }
+        assert!(Strategy::new("TrimmedMean", &[("beta", float(0.0))]).is_ok());
+        assert!(Strategy::new("Bulyan", &[("f", int(1)), ("m", int(3))]).is_ok());
+        let e = Strategy::new("TrimmedMean", &[("beta", float(0.5))])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid TrimmedMean.beta: got 0.5; allowed: a finite float in [0.0, 0.5)"
+        );
+        let e = Strategy::new("Bulyan", &[("m", int(2))])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid Bulyan.m: got 2; allowed: None or an integer ≥ 2f+1 = 3 (f = 1)"
+        );
     }
 
     #[test]
     fn preconditions_name_both_numbers_and_formula() {
-        let msg = Strategy::krum(1).check_clients(4).unwrap_err().to_string();
+        let krum = strategy("Krum", &[("f", int(1))]);
+        let msg = krum.check_clients(4).unwrap_err().to_string();
         assert!(
             msg.contains("at least 5") && msg.contains("n = 4") && msg.contains("2f+3"),
             "{msg}"
         );
-        assert!(Strategy::krum(1).check_clients(5).is_ok());
-        let msg = Strategy::bulyan(1, None)
-            .unwrap()
-            .check_clients(6)
-            .unwrap_err()
-            .to_string();
+        assert!(krum.check_clients(5).is_ok());
+        let bulyan = strategy("Bulyan", &[("f", int(1))]);
+        let msg = bulyan.check_clients(6).unwrap_err().to_string();
         assert!(msg.contains("at least 7") && msg.contains("4f+3"), "{msg}");
-        assert!(Strategy::bulyan(1, None).unwrap().check_clients(7).is_ok());
-        assert!(Strategy::bulyan(1, Some(8))
-            .unwrap()
-            .check_clients(7)
-            .is_err());
-        assert!(Strategy::multi_krum(1, Some(6))
-            .unwrap()
-            .check_clients(5)
-            .is_err());
-        assert!(Strategy::fedavg().check_clients(0).is_err());
-        assert!(Strategy::fedavg().check_clients(1).is_ok());
+        assert!(bulyan.check_clients(7).is_ok());
+        let theta = strategy("Bulyan", &[("f", int(1)), ("m", int(8))]);
+        assert!(theta.check_clients(7).is_err());
+        let multi = strategy("MultiKrum", &[("f", int(1)), ("m", int(6))]);
+        assert!(multi.check_clients(5).is_err());
+        assert!(strategy("FedAvg", &[]).check_clients(0).is_err());
+        assert!(strategy("FedAvg", &[]).check_clients(1).is_ok());
     }
 
     #[test]
     fn preconditions_use_checked_arithmetic() {
-        // 2f + 3 and 4f + 3 with f near usize::MAX would wrap to a small number in
-        // usize arithmetic (release builds) and let the kernels run with f > n.
-        for f in [
-            usize::MAX,
-            usize::MAX / 2,
-            usize::MAX / 4 + 1,
-            1 << 62,
-            (1 << 63) - 1,
-        ] {
-            let krum = Strategy::krum(f).check_clients(10).unwrap_err();
-            assert!(matches!(krum, CoreError::TooFewClients { required, .. } if required > 10));
-            let multi = Strategy::multi_krum(f, None).unwrap();
-            assert!(multi.check_clients(10).is_err(), "MultiKrum f = {f}");
-            let bulyan = Strategy::bulyan(f, None).unwrap();
-            assert!(bulyan.check_clients(10).is_err(), "Bulyan f = {f}");
+        // 2f + 3 and 4f + 3 with f at its bound stay exact and refuse n = 10.
+        let f = int(MAX_COUNT as i64);
+        for name in ["Krum", "MultiKrum", "Bulyan"] {
+            let s = strategy(name, &[("f", f.clone())]);
             assert!(
-                Strategy::bulyan(f, Some(5)).is_err(),
-                "Bulyan f = {f}, m = 5"
+                matches!(s.check_clients(10), Err(CoreError::TooFewClients { required, .. }) if required > 10),
+                "{name}"
             );
             let data = matrix(10, 4, 1);
-            let r = rows(&data);
-            for s in [Strategy::krum(f), multi, bulyan] {
-                assert!(s.aggregate(&r, &[1.0; 10], None).is_err(), "{}", s.name());
-            }
+            assert!(
+                s.aggregate(&rows(&data), &[1.0; 10], None).is_err(),
+                "{name}"
+            );
         }
-        let e = Strategy::krum((1 << 63) - 1).check_clients(10).unwrap_err();
-        assert!(
-            e.to_string().contains("at least 18446744073709551617"),
-            "{e}"
-        );
-        let e = Strategy::bulyan(1 << 62, None)
-            .unwrap()
+        assert_eq!(spec::affine(4, usize::MAX, 3), 4 * usize::MAX as u128 + 3);
+        let e = strategy("Bulyan", &[("f", f.clone())])
             .check_clients(7)
             .unwrap_err();
-        assert!(
-            e.to_string().contains("at least 18446744073709551619"),
-            "{e}"
-        );
-        assert!(Strategy::bulyan(usize::MAX, Some(usize::MAX)).is_err());
-        assert!(Strategy::multi_krum(3, Some(usize::MAX))
-            .unwrap()
-            .check_clients(9)
-            .is_err());
+        assert!(e.to_string().contains("at least 4000003"), "{e}");
+        assert!(Strategy::new("Bulyan", &[("f", f), ("m", int(5))]).is_err());
+        let multi = strategy("MultiKrum", &[("f", int(3)), ("m", int(MAX_COUNT as i64))]);
+        assert!(multi.check_clients(9).is_err());
     }
 
     #[test]
-    fn names_and_selection_flags() {
+    fn capabilities_and_descriptions() {
         let names: Vec<_> = all_strategies()
             .iter()
             .map(|s| (s.name(), s.is_selection()))
@@ -622,17 +713,22 @@ mod tests {
         assert!(names.contains(&("FedMedian", false)));
         assert!(names.contains(&("Bulyan", true)));
         assert_eq!(
-            Strategy::multi_krum(1, None).unwrap().describe(),
-            "Strategy.multi_krum(f=1, m=None)"
+            strategy("MultiKrum", &[]).describe(),
+            "Strategy(\"MultiKrum\", {\"f\": 1, \"m\": None})"
         );
-    }
-
-    #[test]
-    fn trim_count_is_floor_of_beta_n() {
-        assert_eq!(trim_count(0.2, 10), 2);
-        assert_eq!(trim_count(0.29, 10), 2);
-        assert_eq!(trim_count(0.0, 10), 0);
-        assert_eq!(trim_count(0.49, 2), 0);
-        assert_eq!(trim_count(0.49, 1), 0);
+        assert_eq!(strategy("FedAvg", &[]).describe(), "Strategy(\"FedAvg\")");
+        assert_eq!(
+            strategy("FedProx", &[("mu", float(0.5))]).proximal_mu(),
+            0.5
+        );
+        assert_eq!(strategy("FedAvg", &[]).proximal_mu(), 0.0);
+        assert!(!strategy("FedProx", &[]).is_robust());
+        let trimmed = strategy("TrimmedMean", &[("beta", float(0.3))]);
+        assert_eq!(trimmed.configured_byzantine(10), Some(3));
+        assert_eq!(
+            strategy("Krum", &[("f", int(2))]).configured_byzantine(10),
+            Some(2)
+        );
+        assert_eq!(strategy("FedMedian", &[]).configured_byzantine(10), None);
     }
 }

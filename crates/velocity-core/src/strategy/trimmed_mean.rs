@@ -4,8 +4,37 @@
 //! [Yin et al., 2018]. Paper: <https://arxiv.org/abs/1803.01498>
 
 use super::columns::{reduce_sorted_columns, Need, STRIDE, SUB_TILE, TILE};
-use super::{KernelResult, SawNonFinite};
+use super::{Aggregate, Inputs, KernelResult, SawNonFinite, Strategy, StrategySpec, Tolerance};
+use crate::schema::ParamSpec;
 use rayon::prelude::*;
+
+/// TrimmedMean's registry entry.
+pub(super) const SPEC: StrategySpec = StrategySpec::new(
+    "TrimmedMean",
+    "Coordinate-wise trimmed mean: drop the beta fraction at each tail, average the rest.",
+    "Yin et al. 2018, https://arxiv.org/abs/1803.01498",
+    run,
+)
+.params(&[ParamSpec::float(
+    "beta",
+    0.1,
+    "fraction of values dropped at each tail per coordinate",
+)
+.min(0.0, true)
+.max(0.5, false)])
+.aliases(&["TrMean", "FedTrimmedAvg", "TrimmedAvg"]) // ByzFL, Flower
+.param_hints(&[("f", "beta"), ("trim", "beta"), ("trim_ratio", "beta")])
+.tolerance(Tolerance::Fraction("beta"));
+
+fn run(s: &Strategy, input: &Inputs<'_>) -> KernelResult<Aggregate> {
+    let k = trim_count(s.float("beta"), input.rows.len());
+    trimmed_mean(input.rows, k).map(Aggregate::plain)
+}
+
+/// k = ⌊β·n⌋ values trimmed at each tail.
+fn trim_count(beta: f64, n: usize) -> usize {
+    ((beta * n as f64).floor() as usize).min(n.saturating_sub(1) / 2)
+}
 
 /// Largest k any [`column_block`] kernel is compiled for (see [`stream_k_max`]).
 pub(crate) const STREAM_K_MAX: usize = 12;
@@ -274,6 +303,15 @@ fn streaming_trimmed_mean(rows: &[&[f32]], k: usize, out: &mut [f32]) -> KernelR
 mod tests {
     use super::super::test_util::{matrix, rows};
     use super::*;
+
+    #[test]
+    fn trim_count_is_floor_of_beta_n() {
+        assert_eq!(trim_count(0.2, 10), 2);
+        assert_eq!(trim_count(0.29, 10), 2);
+        assert_eq!(trim_count(0.0, 10), 0);
+        assert_eq!(trim_count(0.49, 2), 0);
+        assert_eq!(trim_count(0.49, 1), 0);
+    }
 
     #[test]
     fn trims_k_per_tail() {

@@ -1,0 +1,184 @@
+//! The math the attacks share: Φ⁻¹, the keyed random generator and the
+//! coordinate-wise statistics of a round's honest updates.
+
+use super::UpdateContext;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Coordinate-wise statistics of this round's honest rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HonestStats {
+    /// Mean per coordinate.
+    pub mean: Vec<f64>,
+    /// Population standard deviation per coordinate.
+    pub std: Vec<f64>,
+}
+
+impl HonestStats {
+    /// Mean and population std over `rows` (None when there are no rows).
+    /// Two passes in f64, parallel over fixed coordinate chunks.
+    ///
+    /// ```
+    /// use _core::security::HonestStats;
+    ///
+    /// let rows: Vec<&[f32]> = vec![&[1.0, 1.0, 1.0], &[3.0, 1.0, -1.0]];
+    /// let stats = HonestStats::compute(&rows).unwrap();
+    /// assert_eq!(stats.mean, vec![2.0, 1.0, 0.0]);
+    /// assert_eq!(stats.std, vec![1.0, 0.0, 1.0]);
+    /// ```
+    pub fn compute(rows: &[&[f32]]) -> Option<HonestStats> {
+        use crate::parallel::CHUNK;
+        use rayon::prelude::*;
+        let h = rows.len();
+        let d = rows.first()?.len();
+        let mut mean = vec![0f64; d];
+        let mut std = vec![0f64; d];
+        mean.par_chunks_mut(CHUNK)
+            .zip(std.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (m, s))| {
+                let start = c * CHUNK;
+                let len = m.len();
+                for row in rows {
+                    for (a, &x) in m.iter_mut().zip(&row[start..start + len]) {
+                        *a += f64::from(x);
+                    }
+                }
+                m.iter_mut().for_each(|a| *a /= h as f64);
+                for row in rows {
+                    for ((a, &x), &mu) in s.iter_mut().zip(&row[start..start + len]).zip(m.iter()) {
+                        let t = f64::from(x) - mu;
+                        *a += t * t;
+                    }
+                }
+                s.iter_mut().for_each(|a| *a = (*a / h as f64).sqrt());
+            });
+        Some(HonestStats { mean, std })
+    }
+}
+
+/// The zero vector of the client's update length (what an attack that lacks
+/// its inputs sends).
+pub(super) fn zeros(ctx: &UpdateContext<'_>) -> Vec<f32> {
+    vec![0f32; ctx.own.len()]
+}
+
+/// Φ⁻¹, the standard normal quantile (Acklam's rational approximation,
+/// relative error < 1.15e-9). Returns ∓∞ at p = 0 / 1 and NaN outside [0, 1].
+///
+/// ```
+/// use _core::security::normal_quantile;
+///
+/// assert_eq!(normal_quantile(0.5), 0.0);
+/// assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-8);
+/// assert_eq!(normal_quantile(1.0), f64::INFINITY);
+/// ```
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e+01,
+        2.209460984245205e+02,
+        -2.759285104469687e+02,
+        1.383_577_518_672_69e2,
+        -3.066479806614716e+01,
+        2.506628277459239e+00,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e+01,
+        1.615858368580409e+02,
+        -1.556989798598866e+02,
+        6.680131188771972e+01,
+        -1.328068155288572e+01,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-03,
+        -3.223964580411365e-01,
+        -2.400758277161838e+00,
+        -2.549732539343734e+00,
+        4.374664141464968e+00,
+        2.938163982698783e+00,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-03,
+        3.224671290700398e-01,
+        2.445134137142996e+00,
+        3.754408661907416e+00,
+    ];
+    const P_LOW: f64 = 0.02425;
+    if !(0.0..=1.0).contains(&p) {
+        return f64::NAN;
+    }
+    if p == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p == 1.0 {
+        return f64::INFINITY;
+    }
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < P_LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p <= 1.0 - P_LOW {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    }
+}
+
+/// A ChaCha8 generator for (seed, stream, round, client): independent of call order.
+///
+/// ```
+/// use _core::security::rng_for;
+/// use rand::Rng;
+///
+/// let a: u64 = rng_for(1, 2, 3, 4).random();
+/// assert_eq!(a, rng_for(1, 2, 3, 4).random::<u64>());
+/// assert_ne!(a, rng_for(1, 2, 3, 5).random::<u64>());
+/// ```
+pub fn rng_for(seed: u64, stream: u64, round: u64, client: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    for (i, word) in [seed, stream, round, client].iter().enumerate() {
+        key[i * 8..(i + 1) * 8].copy_from_slice(&word.to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_quantile_known_values() {
+        let cases = [
+            (0.5, 0.0),
+            (0.975, 1.959963984540054),
+            (0.8413447460685429, 1.0),
+            (0.02275013194817921, -2.0),
+            (0.001, -3.090232306167813),
+            (0.999, 3.090232306167813),
+            (0.6, 0.2533471031357997),
+        ];
+        for (p, x) in cases {
+            let q = normal_quantile(p);
+            assert!(
+                (q - x).abs() < 1e-8 * x.abs().max(1.0),
+                "Φ⁻¹({p}) = {q}, want {x}"
+            );
+        }
+        assert_eq!(normal_quantile(0.0), f64::NEG_INFINITY);
+        assert!(normal_quantile(1.5).is_nan());
+    }
+
+    #[test]
+    fn honest_stats() {
+        let rows: Vec<&[f32]> = vec![&[1.0, 1.0, 1.0], &[3.0, 1.0, -1.0]];
+        let stats = HonestStats::compute(&rows).unwrap();
+        assert_eq!(stats.mean, vec![2.0, 1.0, 0.0]);
+        assert_eq!(stats.std, vec![1.0, 0.0, 1.0]);
+        assert!(HonestStats::compute(&[]).is_none());
+    }
+}
