@@ -17,13 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from velocity.engine.sweep import (
-    TEST_CRASH_ENV,
-    TEST_RAISE_ENV,
-    TEST_SLOW_ENV,
-    read_status,
-    run_sweep,
-)
+from velocity.engine.pool import TEST_CRASH_ENV, TEST_RAISE_ENV, TEST_SLOW_ENV
+from velocity.engine.sweep import read_status, run_sweep
 from velocity.errors import SpecError
 from velocity.spec import matrix_spec
 
