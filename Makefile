@@ -53,10 +53,14 @@ INSPECTOR := node_modules/.bin/mcp-inspector
 $(INSPECTOR):
 	npm install --no-save --no-package-lock --no-audit --no-fund @modelcontextprotocol/inspector@0.15.0
 
-## demo: run the example strategy x attack sweep on the embedded digits data (installs
-## only the extension and matplotlib)
-demo: $(CORE)
-	$(BIN)/velocity sweep examples/experiment.toml
+## demo: the strategy x attack sweep on Fashion-MNIST (examples/fashion-mnist.toml,
+## about a minute on 2 cores) when its Debian package is or can be installed, else the
+## first-look sweep on the embedded digits (examples/experiment.toml); installs only the
+## extension and matplotlib
+demo: $(CORE) fashion-mnist
+	@if test -d $(FASHION_MNIST); then demo=examples/fashion-mnist.toml; else \
+	  demo=examples/experiment.toml; echo "Fashion-MNIST not installed: the digits demo"; fi; \
+	  echo "velocity sweep $$demo"; $(BIN)/velocity sweep $$demo
 
 rust-toolchain:
 	@command -v rustup >/dev/null 2>&1 && rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -86,8 +90,8 @@ test: install $(INSPECTOR) chromium fashion-mnist
 ci: rust-check lint stubtest test
 
 ## bench: every benchmark (bench/README.md): kernels, end to end vs Flower, growth,
-## sweep scaling, Ray overhead; one at a time with the targets below
-bench: bench-kernels bench-e2e bench-growth bench-sweep bench-ray
+## sweep scaling, Ray overhead, the literature table; one at a time with the targets below
+bench: bench-kernels bench-e2e bench-growth bench-sweep bench-ray bench-literature bench-vectorized
 
 .PHONY: bench-sweep bench-ray
 bench-sweep: install
@@ -95,6 +99,12 @@ bench-sweep: install
 
 bench-ray: install
 	$(BIN)/python bench/ray_overhead.py --reps 3 $(BENCH_ARGS)
+
+## bench-literature: the robustness literature's qualitative table on Fashion-MNIST
+## (Blanchard, Xie, Baruch, Karimireddy), 3 seeds, ~10 min (BENCH_ARGS=--quick / --markdown)
+.PHONY: bench-literature
+bench-literature: install fashion-mnist
+	$(BIN)/python bench/literature.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) target out
@@ -110,6 +120,11 @@ bench-kernels: install .bench-venv
 	  $(PYTHON) bench/_flower_env.py requirements > $@/requirements.txt && \
 	  $@/bin/pip install -q --upgrade pip && $@/bin/pip install -q -r $@/requirements.txt; } \
 	  || { rm -rf $@; exit 1; }
+
+## bench-vectorized: one round of 20 torch clients trained with vmap vs one at a time
+.PHONY: bench-vectorized
+bench-vectorized: install
+	$(BIN)/python bench/vectorized.py $(BENCH_ARGS)
 
 ## bench-e2e: one 5-round run in velocity vs Flower's simulation engine vs plain numpy,
 ## plus a 6-run sweep (wall, peak PSS of the process tree, final accuracy). A .bench-venv

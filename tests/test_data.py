@@ -130,8 +130,10 @@ def test_unknown_id_suggests_close_match_and_lists_ids():
 
 
 def test_bare_hf_name_suggests_the_full_id():
-    with pytest.raises(DatasetError, match="did you mean 'ylecun/mnist'"):
-        load_dataset("mnist", seed=0)
+    with pytest.raises(DatasetError, match="did you mean 'uoft-cs/cifar10'"):
+        load_dataset("cifar10", seed=0)
+    with pytest.raises(DatasetError, match="did you mean 'fashion_mnist'"):
+        load_dataset("fashion-mnist", seed=0)
 
 
 def test_hf_id_without_datasets_library(monkeypatch):
@@ -322,6 +324,10 @@ def test_partition_properties(n, num_classes, num_clients, min_samples, alpha, s
         ({"num_clients": 6}, r"more clients than samples .*12 > 10"),
         ({"num_clients": 2, "alpha": 0.0}, r"alpha=0.0 .*> 0"),
         ({"num_clients": 2, "scheme": "dirichet"}, r"did you mean 'dirichlet'.*iid, dirichlet"),
+        ({"num_clients": 2, "scheme": "shard"}, r"did you mean 'shards'.*dirichlet, shards"),
+        ({"num_clients": 2, "shards_per_client": 0}, r"shards_per_client=0 .*>= 1"),
+        ({"num_clients": 2, "samples_per_client": 1}, r"samples_per_client=1 .*>= 2"),
+        ({"num_clients": 2, "samples_per_client": True}, r"samples_per_client=True"),
         ({"num_clients": 2, "min_samples": -1}, r"min_samples=-1"),
     ],
 )
@@ -382,3 +388,197 @@ def test_dirichlet_alpha_must_be_finite_and_positive(alpha):
 def test_ids_the_os_cannot_look_up_are_unknown_not_oserror(dataset_id):
     with pytest.raises(DatasetError):
         load_dataset(dataset_id, seed=0)
+
+
+# --- partition: unchanged without samples_per_client ---------------------------------
+
+
+def _reference_partition(labels, num_clients, scheme, alpha, seed, min_samples=2):
+    """iid and dirichlet as they were before shards and samples_per_client existed."""
+    if scheme == "iid":
+        order = np.random.default_rng(seed).permutation(labels.shape[0])
+        shards = np.array_split(order, num_clients)
+        return [np.sort(s).astype(np.int64, copy=False) for s in shards]
+    best = []
+    for attempt in range(10):
+        rng = np.random.default_rng([seed, attempt])
+        parts = [[] for _ in range(num_clients)]
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            proportions = rng.dirichlet(np.full(num_clients, alpha))
+            cuts = (np.cumsum(proportions)[:-1] * members.size).astype(np.int64)
+            for client, chunk in enumerate(np.split(members, cuts)):
+                parts[client].append(chunk)
+        draw = [np.concatenate(p) for p in parts]
+        if min(d.size for d in draw) >= min_samples:
+            return [np.sort(d).astype(np.int64, copy=False) for d in draw]
+        if not best or min(d.size for d in draw) > min(d.size for d in best):
+            best = draw
+    pools = [list(d) for d in best]
+    for client, pool in enumerate(pools):
+        while len(pool) < min_samples:
+            donor = max(range(len(pools)), key=lambda i: (len(pools[i]), -i))
+            pools[client].append(pools[donor].pop())
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in pools]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(20, 400),
+    num_classes=st.integers(1, 12),
+    num_clients=st.integers(1, 10),
+    alpha=st.floats(0.05, 5.0),
+    scheme=st.sampled_from(["iid", "dirichlet"]),
+    seed=st.integers(0, 2**32),
+    shards_per_client=st.integers(1, 5),
+)
+def test_iid_and_dirichlet_are_unchanged_for_every_seed(
+    n, num_classes, num_clients, alpha, scheme, seed, shards_per_client
+):
+    labels = np.random.default_rng(seed).integers(0, num_classes, n)
+    new = partition(
+        labels,
+        num_clients,
+        scheme=scheme,
+        alpha=alpha,
+        seed=seed,
+        shards_per_client=shards_per_client,
+        samples_per_client=None,
+    )
+    old = _reference_partition(labels, num_clients, scheme, alpha, seed)
+    assert len(new) == len(old)
+    for a, b in zip(new, old, strict=True):
+        np.testing.assert_array_equal(a, np.sort(b))
+        assert a.dtype == np.int64
+
+
+# --- partition: shards (McMahan et al. 2017) ------------------------------------------
+
+
+def test_shards_mcmahan_setup_gives_two_labels_per_client():
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(10), 6000))
+    parts = partition(labels, 100, scheme="shards", shards_per_client=2, seed=1)
+    assert [p.size for p in parts] == [600] * 100
+    assert max(np.unique(labels[p]).size for p in parts) <= 2
+    everything = np.concatenate(parts)
+    np.testing.assert_array_equal(np.sort(everything), np.arange(60_000))  # 200 × 300 = n
+    # each client's samples come in runs of 300 of one label: whole shards
+    for p in parts[:10]:
+        counts = np.bincount(labels[p], minlength=10)
+        assert set(counts[counts > 0]) <= {300, 600}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    num_classes=st.integers(1, 10),
+    per_class=st.integers(5, 60),
+    num_clients=st.integers(1, 12),
+    shards_per_client=st.integers(1, 4),
+    seed=st.integers(0, 2**32),
+)
+def test_shards_properties(num_classes, per_class, num_clients, shards_per_client, seed):
+    labels = np.random.default_rng(seed).permutation(np.repeat(np.arange(num_classes), per_class))
+    n, count = labels.size, num_clients * shards_per_client
+    if count > n or shards_per_client * (n // count) < 2:
+        with pytest.raises(ValueError, match=r"partition 'shards'|more clients than samples"):
+            partition(
+                labels,
+                num_clients,
+                scheme="shards",
+                shards_per_client=shards_per_client,
+                seed=seed,
+                min_samples=2,
+            )
+        return
+    parts = partition(
+        labels, num_clients, scheme="shards", shards_per_client=shards_per_client, seed=seed
+    )
+    size = n // count
+    assert [p.size for p in parts] == [shards_per_client * size] * num_clients
+    everything = np.concatenate(parts)
+    assert np.unique(everything).size == everything.size == count * size  # disjoint
+    assert everything.min() >= 0 and everything.max() < n
+    # a shard of `size` label-sorted samples spans at most ceil((size - 1) / per_class) + 1
+    # labels, so a client at most shards_per_client times that
+    per_shard = -(-(size - 1) // per_class) + 1
+    assert max(np.unique(labels[p]).size for p in parts) <= shards_per_client * per_shard
+    again = partition(
+        labels, num_clients, scheme="shards", shards_per_client=shards_per_client, seed=seed
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+
+
+def test_shards_differ_by_seed_and_refuse_too_few_samples():
+    labels = np.arange(200) % 10
+    a = partition(labels, 10, scheme="shards", seed=0)
+    b = partition(labels, 10, scheme="shards", seed=1)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError) as err:
+        partition(labels, 100, scheme="shards", shards_per_client=3, seed=0)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "clients × shards_per_client = 100 × 3 = 300 training samples" in message
+    assert "got 200" in message
+
+
+def test_shards_leave_the_remainder_out_at_random():
+    labels = np.arange(103) % 10  # 10 clients × 2 shards of 5; 3 samples left over
+    parts = partition(labels, 10, scheme="shards", seed=0)
+    assert [p.size for p in parts] == [10] * 10
+    left = {
+        s: set(range(103))
+        - set(np.concatenate(partition(labels, 10, scheme="shards", seed=s)).tolist())
+        for s in range(6)
+    }
+    assert all(len(v) == 3 for v in left.values())
+    assert len({frozenset(v) for v in left.values()}) > 1
+
+
+# --- partition: samples_per_client ---------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["iid", "dirichlet", "shards"])
+def test_samples_per_client_caps_each_client_with_a_subset(scheme):
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(10), 100))
+    full = partition(labels, 10, scheme=scheme, alpha=0.3, seed=5)
+    capped = partition(labels, 10, scheme=scheme, alpha=0.3, seed=5, samples_per_client=40)
+    for whole, part in zip(full, capped, strict=True):
+        assert part.size == min(40, whole.size)
+        assert set(part.tolist()) <= set(whole.tolist())
+        assert np.all(np.diff(part) > 0) and part.dtype == np.int64
+    again = partition(labels, 10, scheme=scheme, alpha=0.3, seed=5, samples_per_client=40)
+    assert all(np.array_equal(a, b) for a, b in zip(capped, again, strict=True))
+    other = partition(labels, 10, scheme=scheme, alpha=0.3, seed=6, samples_per_client=40)
+    assert not all(np.array_equal(a, b) for a, b in zip(capped, other, strict=True))
+
+
+def test_iid_samples_per_client_samples_the_whole_set_without_replacement():
+    labels = np.arange(60_000) % 10
+    parts = partition(labels, 100, seed=0, samples_per_client=600)
+    assert [p.size for p in parts] == [600] * 100
+    everything = np.concatenate(parts)
+    np.testing.assert_array_equal(np.sort(everything), np.arange(60_000))
+    parts = partition(labels, 100, seed=0, samples_per_client=100)
+    everything = np.concatenate(parts)
+    assert everything.size == np.unique(everything).size == 10_000
+    # more asked than there is: the cap does not bind, each keeps its near-equal share
+    parts = partition(np.arange(500) % 10, 10, seed=0, samples_per_client=80)
+    assert [p.size for p in parts] == [50] * 10
+
+
+def test_the_server_partitions_with_the_settings():
+    from velocity.sim.server import VelocityServer
+
+    server = VelocityServer(
+        "logreg",
+        "digits",
+        "FedAvg",
+        clients=8,
+        partition="shards",
+        shards_per_client=3,
+        samples_per_client=50,
+        rounds=1,
+    )
+    sizes = [c.y.size for c in server._clients]
+    assert sizes == [50] * 8
+    assert max(np.unique(c.y).size for c in server._clients) <= 6

@@ -106,8 +106,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith(
-        "Wrote results.csv, curves.png, robustness.png, plots.json, report.html"
+    assert again.stdout.startswith("Recommendation: "), again.stdout  # the verdict first
+    assert (
+        "\nWrote results.csv, curves.png, robustness.png, plots.json, report.html" in again.stdout
     )
     assert f"Report: {out / 'report.html'}" in again.stdout
     return out

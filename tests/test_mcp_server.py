@@ -204,10 +204,25 @@ async def test_path_traversal_refused(client: Client, sweep_id: str) -> None:
     assert "escapes" in text or "outside" in text or ".toml" in text
 
 
-@pytest.mark.parametrize("dataset", ["../../etc", "/etc", "a/../../etc"])
+@pytest.mark.parametrize(
+    "dataset", ["../../etc", "/etc", "a/../../etc", "idx:/usr/share/datasets", "idx:../.."]
+)
 async def test_dataset_paths_stay_inside_the_root(client: Client, dataset: str) -> None:
     text = await err(client, "sweep_run", {"strategies": ["FedAvg"], "dataset": dataset})
     assert "escapes the server's root" in text or "outside the server's root" in text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("dataset", "os:getcwd"), ("model_id", "antigravity:fly")]
+)
+async def test_code_named_by_an_agent_is_never_imported(
+    client: Client, root: Path, field: str, value: str
+) -> None:
+    before = sorted(root.iterdir())
+    text = await err(client, "sweep_run", {"strategies": ["FedAvg"], field: value})
+    assert f"{field} '{value}' names code to import (module:callable)" in text
+    assert "antigravity" not in sys.modules
+    assert sorted(root.iterdir()) == before  # refused before anything was written
 
 
 async def test_symlink_escape_refused(client: Client, root: Path, tmp_path: Path) -> None:

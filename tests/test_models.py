@@ -41,7 +41,7 @@ def _numeric_grad(f, w: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 def test_list_models():
     listing = list_models()
-    assert {"logreg", "mlp", "demo/mnist-cnn"} <= set(listing)
+    assert {"logreg", "mlp", "cnn", "module:callable"} <= set(listing)
     assert all(isinstance(v, str) and v for v in listing.values())
 
 
@@ -50,6 +50,8 @@ def test_unknown_model_suggests_close_match():
         get_model("mlpp", input_dim=4, num_classes=3)
     assert "did you mean 'mlp'" in str(err.value)
     assert "logreg" in str(err.value)
+    with pytest.raises(ModelError, match="did you mean 'cnn'"):  # its former id
+        get_model("demo/mnist-cnn", input_dim=64, num_classes=10)
 
 
 def test_bad_model_params_are_refused():
@@ -64,7 +66,7 @@ def test_bad_model_params_are_refused():
 def test_cnn_without_torch_explains_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ModelError) as err:
-        get_model("demo/mnist-cnn", input_dim=64, num_classes=10, feature_shape=(8, 8))
+        get_model("cnn", input_dim=64, num_classes=10, feature_shape=(8, 8))
     message = str(err.value)
     assert "pip install 'velocity-fl[torch]'" in message
     assert "logreg" in message and "mlp" in message
@@ -209,7 +211,7 @@ def test_training_arguments_are_validated(field, value, digits):
 
 def test_cnn_trains_deterministically_with_torch(digits):
     pytest.importorskip("torch", reason="the optional `torch` extra is not installed")
-    model = get_model("demo/mnist-cnn", input_dim=64, num_classes=10, feature_shape=(8, 8))
+    model = get_model("cnn", input_dim=64, num_classes=10, feature_shape=(8, 8))
     w0 = model.init_params(0)
     assert w0.dtype == np.float32 and w0.shape == (model.num_params,)
     np.testing.assert_array_equal(w0, model.init_params(0))

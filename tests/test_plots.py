@@ -433,8 +433,8 @@ def test_a_comparison_without_a_recommendation_still_draws(repeated: Path) -> No
 
 
 def test_write_plots_writes_pngs_and_data(repeated: Path) -> None:
-    written, notes = plots.write_plots(repeated, build_comparison(repeated))
-    assert notes == []
+    written, notes, failures = plots.write_plots(repeated, build_comparison(repeated))
+    assert notes == failures == []
     assert [p.file for p in written] == ["curves.png", "robustness.png"]
     for plot in written:
         assert (repeated / plot.file).read_bytes() == plot.png
@@ -449,11 +449,13 @@ def test_missing_matplotlib_is_a_note_and_removes_stale_pictures(
 ) -> None:
     (repeated / "curves.png").write_bytes(b"old picture")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    written, notes = plots.write_plots(repeated, build_comparison(repeated))
+    written, notes, failures = plots.write_plots(repeated, build_comparison(repeated))
     assert written == []
-    assert notes == [
-        "plots not rendered: matplotlib is not installed (pip install 'velocity-fl[plots]')"
-    ]
+    assert (
+        notes
+        == failures
+        == ["plots not rendered: matplotlib is not installed (pip install 'velocity-fl[plots]')"]
+    )
     assert not (repeated / "curves.png").exists()
     assert not (repeated / "robustness.png").exists()
 
@@ -468,7 +470,7 @@ def test_a_failing_plot_becomes_a_caveat(repeated: Path, monkeypatch: pytest.Mon
     assert "- curves.png not rendered: RuntimeError: boom" in markdown
     assert "![robustness](robustness.png)" in markdown
     assert "curves.png)" not in markdown
-    assert rendered.notes == ["curves.png not rendered: RuntimeError: boom"]
+    assert rendered.notes == rendered.failures == ["curves.png not rendered: RuntimeError: boom"]
     saved = json.loads((repeated / "comparison.json").read_text())
     assert saved["caveats"][-1] == "curves.png not rendered: RuntimeError: boom"
     assert (repeated / "report.html").is_file()
@@ -501,6 +503,7 @@ def test_nothing_finished_is_a_note(tmp_path: Path) -> None:
     assert rendered.plots == []
     assert "curves.png not rendered: no finished run has per-round results" in rendered.notes
     assert "robustness.png not rendered: no cell finished" in rendered.notes
+    assert rendered.failures == []  # nothing to draw is a fact, not a failure
     assert (tmp_path / "report.html").is_file()
 
 

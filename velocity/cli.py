@@ -288,7 +288,12 @@ def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, help="FL rounds (default 20)")
     parser.add_argument("--clients", type=int, help="number of clients (default 10)")
     parser.add_argument("--seed", type=int, help="seed (default 42)")
-    parser.add_argument("--dataset", metavar="ID", help="digits (default), synthetic, owner/name")
+    parser.add_argument(
+        "--dataset",
+        metavar="ID",
+        help="digits (default), synthetic, fashion_mnist, mnist, idx:DIR, module:callable, "
+        "owner/name",
+    )
     parser.add_argument("--model", metavar="ID", help="logreg (default), mlp, ...")
     parser.add_argument("--partition", help="iid (default), dirichlet or shards")
     parser.add_argument("--alpha", type=float, help="Dirichlet concentration (default 0.5)")
@@ -530,7 +535,8 @@ def _sweep_dir_arg(args: argparse.Namespace) -> Path:
 def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     """``velocity report`` (alias ``compare``): every report rewritten, the verdict printed.
 
-    Exit 0 when every report was written, 1 when a plot or the page could not be.
+    Exit 0 when every report the data allows was written (a sweep where nothing
+    finished has no plots to draw, and says so), 1 when a plot or the page failed.
     """
     from velocity.report.markdown import render_console
     from velocity.report.render import render_all
@@ -546,7 +552,7 @@ def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     html = files.report_path(sweep_dir, names.REPORT)
     if html in rendered.files:
         print(f"Report: {html}")
-    return 1 if rendered.notes or html not in rendered.files else 0
+    return 1 if rendered.failures or html not in rendered.files else 0
 
 
 def catalog() -> dict[str, Any]:

@@ -125,7 +125,7 @@ class Settings(BaseModel):
     model_id: str = Field(
         "logreg",
         validation_alias=AliasChoices("model_id", "model"),
-        description="model id: logreg, mlp, demo/mnist-cnn",
+        description="model id: logreg, mlp, cnn, or your own torch model module:callable",
     )
     model_params: dict[str, Any] = Field(
         default_factory=dict, description="model options, e.g. hidden for mlp"

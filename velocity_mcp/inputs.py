@@ -22,10 +22,10 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from velocity._inline import did_you_mean
 from velocity_mcp.limits import Limits
@@ -187,10 +187,10 @@ def dataset_params_model(limits: Limits) -> type[BaseModel]:
 
 
 def model_params_model(limits: Limits) -> type[BaseModel]:
-    """``model_params``: the MLP's hidden units (the other models take none)."""
+    """``model_params``: the MLP's hidden units and backend, the torch models' vectorize."""
 
     class ModelParams(BaseModel):
-        """Options of the model; logreg and demo/mnist-cnn take none."""
+        """Options of the model; logreg takes none."""
 
         model_config = ConfigDict(extra="forbid")
 
@@ -201,6 +201,14 @@ def model_params_model(limits: Limits) -> type[BaseModel]:
             description="mlp: hidden units (default 64); at most "
             f"{limits.max_hidden} on this server (limit max_hidden: "
             f"{Limits.flag('max_hidden')} / {Limits.env_var('max_hidden')})",
+        )
+        backend: Literal["numpy", "torch"] | None = Field(
+            None, description="mlp: numpy (default) or torch (the torch extra)"
+        )
+        vectorize: StrictBool | None = Field(
+            None,
+            description="torch models (cnn, mlp with backend torch): train a round's clients "
+            "together with vmap; default: yes, except a convolutional model on the CPU",
         )
 
     return ModelParams

@@ -20,6 +20,7 @@ from pathlib import Path
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.path_security import PathEscapeError, safe_join
 
+from velocity.catalog import DATASETS, IDX_PREFIX, names_code
 from velocity.sweepdir.files import is_sweep_dir
 
 #: The longest file name (one path component) the file systems here take, in bytes.
@@ -63,6 +64,7 @@ def sweep_dirs(root: Path) -> list[Path]:
 
 __all__ = [
     "NAME_MAX",
+    "code_refusal",
     "confine_dataset",
     "is_sweep_dir",
     "resolve_config",
@@ -85,6 +87,15 @@ def _check_components(what: str, text: str) -> None:
                     else ""
                 )
             )
+
+
+def code_refusal(field: str, value: str) -> str:
+    """The one line refusing a ``module:callable`` id over MCP."""
+    return (
+        f"{field} {shown(value)} names code to import (module:callable); this server does "
+        "not import code an agent names: use a built-in id from list_strategies, or run "
+        "your own loader or model with the velocity CLI"
+    )
 
 
 def _inside(root: Path, text: str, what: str = "path") -> Path:
@@ -179,14 +190,23 @@ def resolve_config(root: Path, config: str) -> Path:
 def confine_dataset(root: Path, dataset: str) -> str:
     """A dataset id, with a local dataset directory resolved inside the root.
 
-    ``digits``, ``synthetic`` and Hugging Face ids (``owner/name``) pass unchanged.
-    A path (absolute, ``~``, ``.``/``..``, or an existing directory) names a
-    ``save_to_disk`` directory relative to the root; one outside it is refused.
+    The built-in ids (``digits``, ``fashion_mnist``, ...) and Hugging Face ids
+    (``owner/name``) pass unchanged. A path (absolute, ``~``, ``.``/``..``, or an
+    existing directory) names a ``save_to_disk`` directory relative to the root, and
+    ``idx:DIR`` a directory of IDX files relative to the root; one outside it is
+    refused. A loader of your own (``module:callable``) is refused: this server does
+    not import code an agent names.
     """
-    if dataset in ("digits", "synthetic"):
+    if dataset in DATASETS:
         return dataset
     if "\0" in dataset:
         raise ToolError("dataset contains a NUL byte; give a dataset id or a path under the root")
+    if names_code(dataset):
+        raise ToolError(code_refusal("dataset", dataset))
+    if dataset.startswith(IDX_PREFIX):
+        directory = dataset[len(IDX_PREFIX) :]
+        _check_components("dataset", directory)
+        return IDX_PREFIX + str(_inside(root, directory, "dataset"))
     _check_components("dataset", dataset)
     parts = dataset.replace("\\", "/").split("/")
     try:

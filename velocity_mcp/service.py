@@ -24,6 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from velocity._inline import range_text
+from velocity.catalog import names_code
 from velocity.sweepdir import files, names
 from velocity.sweepdir.comparison import Comparison
 from velocity.sweepdir.io import CorruptFileError
@@ -56,7 +57,13 @@ from velocity_mcp.models import (
     Verdict,
     VerdictRecommendation,
 )
-from velocity_mcp.paths import confine_dataset, resolve_config, resolve_sweep, sweep_dirs
+from velocity_mcp.paths import (
+    code_refusal,
+    confine_dataset,
+    resolve_config,
+    resolve_sweep,
+    sweep_dirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -320,6 +327,8 @@ class SweepService:
             )
         check_finite_settings(spec.shared)
         check_params(spec.shared, self.limits, self.dataset_params_model, self.model_params_model)
+        if names_code(spec.shared.model_id):
+            raise ToolError(code_refusal("model_id", spec.shared.model_id))
         dataset = confine_dataset(self.root, spec.shared.dataset)
         if dataset != spec.shared.dataset:
             data = spec.model_dump(mode="json", exclude_none=True)

@@ -919,19 +919,24 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def render_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[Plot], list[str]]:
+def render_plots(
+    sweep_dir: Path, comparison: Mapping[str, Any]
+) -> tuple[list[Plot], list[str], list[str]]:
     """Draw both figures in memory; never raises.
 
-    Returns the plots drawn and a note for each one that was not (e.g. ``plots not
-    rendered: matplotlib is not installed (...)``, or ``curves.png not rendered:
-    RuntimeError: ...``).
+    Returns the plots drawn, a note for each one that was not (e.g. ``plots not
+    rendered: matplotlib is not installed (...)``, ``curves.png not rendered:
+    RuntimeError: ...`` or ``robustness.png not rendered: no cell finished``) and the
+    failures among those notes: every note but "the data has nothing to draw".
     """
     try:
         _require_matplotlib()
     except ImportError as exc:
-        return [], [f"plots not rendered: {_reason(exc)}"]
+        note = f"plots not rendered: {_reason(exc)}"
+        return [], [note], [note]
     plots: list[Plot] = []
     notes: list[str] = []
+    failures: list[str] = []
     jobs = (
         (CURVES, lambda: plot_curves(sweep_dir, comparison)),
         (ROBUSTNESS, lambda: plot_robustness(comparison)),
@@ -941,18 +946,23 @@ def render_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[P
             plots.append(job())
         except Exception as exc:  # a plot must never break a sweep
             notes.append(f"{name} not rendered: {_reason(exc)}")
-    return plots, notes
+            if not isinstance(exc, NothingToPlotError):
+                failures.append(notes[-1])
+    return plots, notes, failures
 
 
-def write_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[Plot], list[str]]:
+def write_plots(
+    sweep_dir: Path, comparison: Mapping[str, Any]
+) -> tuple[list[Plot], list[str], list[str]]:
     """Render both figures into ``sweep_dir`` (PNGs + ``plots.json``); never raises.
 
     A figure that is not drawn this time has its old PNG removed, so the directory
     never shows a picture of other data than ``comparison.json``. Returns what
-    :func:`render_plots` returns, plus a note for a file that could not be written.
+    :func:`render_plots` returns, plus a note (and a failure) for a file that could not
+    be written.
     """
     sweep_dir = Path(sweep_dir)
-    plots, notes = render_plots(sweep_dir, comparison)
+    plots, notes, failures = render_plots(sweep_dir, comparison)
     written: list[Plot] = []
     for plot in plots:
         try:
@@ -960,6 +970,7 @@ def write_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[Pl
             written.append(plot)
         except OSError as exc:
             notes.append(f"{plot.file} not written: {exc}")
+            failures.append(notes[-1])
     for name in names.PICTURES:
         if name not in {p.file for p in written}:
             files.remove_picture(sweep_dir, name)
@@ -967,4 +978,5 @@ def write_plots(sweep_dir: Path, comparison: Mapping[str, Any]) -> tuple[list[Pl
         files.write_plots_data(sweep_dir, {p.file: p.data for p in written}, notes)
     except OSError as exc:
         notes.append(f"{DATA_FILE} not written: {exc}")
-    return written, notes
+        failures.append(notes[-1])
+    return written, notes, failures

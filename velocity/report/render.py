@@ -41,12 +41,17 @@ def write_comparison(
 
 @dataclass
 class RenderedReport:
-    """What :func:`render_all` wrote: the comparison, the files, the plots and the time."""
+    """What :func:`render_all` wrote: the comparison, the files, the plots and the time.
+
+    ``notes`` are the caveats rendering added; ``failures`` are those that mean a
+    report could not be drawn or written (not "no run finished, nothing to draw").
+    """
 
     comparison: dict[str, Any]
     files: list[Path]
     plots: list[Plot]
     notes: list[str]
+    failures: list[str]
     elapsed_s: float
 
 
@@ -70,7 +75,7 @@ def render_all(
     sweep_dir = Path(sweep_dir)
     comparison = build_comparison(sweep_dir, wall_s=wall_s, parallel=parallel, rank_by=rank_by)
     written = [write_results(sweep_dir)]
-    plots, notes = write_plots(sweep_dir, comparison)  # never raises: a failure is a note
+    plots, notes, failures = write_plots(sweep_dir, comparison)  # never raises: a note
     comparison["caveats"] = [*comparison["caveats"], *notes]
     written += [files.report_path(sweep_dir, p.file) for p in plots]
     if plots and files.has(sweep_dir, names.PLOTS):
@@ -79,7 +84,8 @@ def render_all(
     try:
         written.append(files.write_report_html(sweep_dir, render_html(comparison, plots, manifest)))
     except Exception as exc:  # the page must not stop the verdict from being written
-        comparison["caveats"].append(f"{names.REPORT} not written: {type(exc).__name__}: {exc}")
+        failures.append(f"{names.REPORT} not written: {type(exc).__name__}: {exc}")
+        comparison["caveats"].append(failures[-1])
     files.write_comparison(sweep_dir, comparison)
     images = [p.file for p in plots]
     files.write_comparison_md(sweep_dir, render_markdown(comparison, images))
@@ -87,4 +93,4 @@ def render_all(
         files.report_path(sweep_dir, names.COMPARISON),
         files.report_path(sweep_dir, names.COMPARISON_MD),
     ]
-    return RenderedReport(comparison, written, plots, notes, time.perf_counter() - clock)
+    return RenderedReport(comparison, written, plots, notes, failures, time.perf_counter() - clock)

@@ -1,21 +1,37 @@
 """Datasets and client partitioners.
 
-Three kinds of dataset ids are understood:
+The dataset ids understood (docs/datasets.md tells where each is found):
 
 - ``"digits"`` (the default): the UCI handwritten digits, embedded in the package
   (``velocity/datasets/digits.csv.gz``), so the default path runs offline.
 - ``"synthetic"``: seeded Gaussian-cluster classification at any size.
+- ``"fashion_mnist"`` and ``"mnist"``: 28×28×1 grey images, 10 classes, with their
+  own 60,000/10,000 train/test split. Fashion-MNIST: Xiao, Rasul and Vollgraf, 2017,
+  "Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning
+  Algorithms", https://arxiv.org/abs/1708.07747 (MIT licence). Found, in order, in
+  ``dataset_params.path`` (an IDX directory), Debian's ``dataset-fashion-mnist``
+  package (``/usr/share/datasets/fashion-mnist``; no package ships MNIST), then the
+  Hugging Face cache (``zalando-datasets/fashion_mnist``, ``ylecun/mnist``).
+- ``"idx:DIR"``: a directory of the four MNIST-format IDX files
+  (:mod:`velocity.sim.idx`), with their own test split.
+- ``"module:callable"``: a loader of your own, imported by name
+  (:mod:`velocity.sim.userdata`).
 - A Hugging Face id ``"owner/name"`` or a directory written by ``save_to_disk``, read
-  through the optional ``datasets`` library from the local cache only; velocity never
-  downloads at run time.
+  through the optional ``datasets`` library from the local cache only.
 
-Every dataset comes back as flat float32 features (``(N, F)``, C-contiguous) and int64
-labels. Tabular features are standardized with the *train* mean and standard deviation;
-image columns are scaled to [0, 1].
+velocity never downloads at run time. Every dataset comes back as flat float32
+features (``(N, F)``, C-contiguous) and int64 labels. Tabular features are
+standardized with the *train* mean and standard deviation; image data (IDX files,
+Hugging Face image columns) is scaled to [0, 1]; a loader's features are used as given.
+``test_fraction`` applies only to datasets without a test split of their own.
 
-Partitioners split the train set among clients: ``"iid"`` (seeded shuffle, near-equal
-shards) and ``"dirichlet"`` (label skew with per-class proportions drawn from
-Dir(alpha); Hsu et al., 2019, https://arxiv.org/abs/1909.06335).
+Partitioners split the train set among clients (:func:`partition`): ``"iid"``
+(seeded shuffle, near-equal parts), ``"dirichlet"`` (label skew with per-class
+proportions drawn from Dir(alpha); Hsu et al., 2019, https://arxiv.org/abs/1909.06335)
+and ``"shards"`` (the pathological non-IID split of McMahan et al., 2017,
+"Communication-Efficient Learning of Deep Networks from Decentralized Data", AISTATS,
+https://arxiv.org/abs/1602.05629). ``samples_per_client`` caps what each client holds.
+A partition is a list of index arrays into the train set, not a copy of its rows.
 """
 
 from __future__ import annotations
@@ -34,7 +50,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from velocity._inline import did_you_mean, short_repr, shown
-from velocity.catalog import DATASETS, SYNTHETIC_DEFAULTS, known_shape
+from velocity.catalog import (
+    DATASET_FORMS,
+    DATASETS,
+    IDX_PREFIX,
+    MNIST_FAMILY,
+    MNIST_IMAGE_SHAPE,
+    SYNTHETIC_DEFAULTS,
+    known_shape,
+)
+from velocity.sim.idx import IdxError, read_idx
+from velocity.sim.userdata import UserDataError, is_user_id, load_user_data
 
 __all__ = [
     "Dataset",
@@ -53,12 +79,41 @@ _HF_PARAMS = ("config", "label_column", "feature_column")
 _HF_EXAMPLES = ("ylecun/mnist", "zalando-datasets/fashion_mnist", "uoft-cs/cifar10")
 #: Largest class_sep of the synthetic data (centres ~ N(0, class_sep²)).
 _MAX_CLASS_SEP = 1e6
-_SCHEMES = ("iid", "dirichlet")
+_SCHEMES = ("iid", "dirichlet", "shards")
 _DIRICHLET_TRIES = 10
+# Stream ids that keep the partitioners' random streams apart from the iid shuffle.
+_SHARDS_STREAM = 0x5A4D
+_CAP_STREAM = 0xCA9
+
+#: Where Debian's packages install the MNIST family (``apt-get install <package>``).
+SYSTEM_DIRS: dict[str, Path] = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
+_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
+#: The four files of an IDX directory: (split, kind) -> base name; each raw or ``.gz``.
+_IDX_FILES = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "images"): "t10k-images-idx3-ubyte",
+    ("test", "labels"): "t10k-labels-idx1-ubyte",
+}
+_IDX_LAYOUT = (
+    "an IDX directory holds train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+    "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each raw or .gz"
+)
 
 
 class DatasetError(ValueError):
     """A dataset id, its parameters or its contents cannot be used."""
+
+
+class _HfUnavailableError(DatasetError):
+    """A Hugging Face dataset that cannot be had offline: ``datasets`` missing or not cached.
+
+    ``reason`` says which, in a few words, for the MNIST family's not-found line.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -103,16 +158,22 @@ def estimate_dataset_bytes(
     """Peak bytes :func:`load_dataset` plus the client partition need, and how it is counted.
 
     The synthetic data is drawn in float64 (noise, centres, their sum), then cast to
-    float32, split and standardised through float64 temporaries, and every client
-    gets its own copy of its rows: about 32 bytes per value at the peak, i.e. eight
-    float32 copies of the ``n_samples × n_features`` matrix. None when the size is
-    only known after loading (a Hugging Face dataset).
+    float32, split and standardised through float64 temporaries: about 32 bytes per
+    value at the peak, i.e. eight float32 copies of the ``n_samples × n_features``
+    matrix (a bound; the clients hold row indices, not copies). The MNIST family needs
+    about 5 bytes per pixel: the uint8 file contents (kept for the next load) and the
+    float32 images (clients hold row indices into them, not copies). None when the size
+    is only known after loading (a Hugging Face dataset, an IDX directory, a loader).
     """
     shape = known_shape(dataset_id, params)
     if shape is None:
         return None
     n, f, _ = shape
     values = n * f
+    if dataset_id in MNIST_FAMILY:
+        return 5 * values + 16 * n, (
+            f"{dataset_id} {n:,} images × {f:,} pixels (uint8 files, float32 features)"
+        )
     return 32 * values + 16 * n, f"{dataset_id} {n:,} samples × {f:,} features (float32)"
 
 
@@ -153,33 +214,47 @@ def load_dataset(
     Parameters
     ----------
     dataset_id : str
-        ``"digits"``, ``"synthetic"``, a Hugging Face id ``"owner/name"`` or a
-        directory written by ``datasets.Dataset.save_to_disk``.
+        ``"digits"``, ``"synthetic"``, ``"fashion_mnist"``, ``"mnist"``,
+        ``"idx:DIR"`` (a directory of IDX files), ``"module:callable"`` (a loader of
+        your own, see :mod:`velocity.sim.userdata`), a Hugging Face id
+        ``"owner/name"`` or a directory written by ``datasets.Dataset.save_to_disk``.
     seed : int
-        Seeds the train/test split (and the synthetic data). Non-negative.
+        Seeds the train/test split (and the synthetic data); passed to a loader of
+        your own. Non-negative.
     test_fraction : float (default: 0.2)
-        Share of samples held out for testing, in (0, 1). Unused when a Hugging Face
-        dataset has its own ``"test"`` split.
+        Share of samples held out for testing, in (0, 1). Unused by datasets with a
+        test split of their own: the MNIST family and IDX directories (the 10,000
+        test images), a loader's ``x_test``, a Hugging Face ``"test"`` split.
     params : mapping, optional
         Dataset-specific options. ``"synthetic"``: ``n_samples``, ``n_features``,
-        ``n_classes``, ``class_sep``. Hugging Face: ``config``, ``label_column``,
-        ``feature_column``.
+        ``n_classes``, ``class_sep``. ``"fashion_mnist"``, ``"mnist"``: ``path`` (an
+        IDX directory, searched instead of the usual places). Hugging Face:
+        ``config``, ``label_column``, ``feature_column``. A loader: its keyword
+        arguments.
 
     Returns
     -------
     Dataset
-        Flat float32 features and int64 labels, split with a stratified seeded split.
+        Flat float32 features and int64 labels: the dataset's own train/test split,
+        else a stratified seeded split.
 
     Raises
     ------
     DatasetError
-        Unknown id, bad parameters, ``datasets`` missing, or a dataset not in the
-        local cache.
+        Unknown id, bad parameters, ``datasets`` missing, a dataset not installed or
+        not in the local cache, a damaged IDX file, or a loader that does not resolve,
+        raises or returns unusable arrays: one line naming the id and what is wrong.
     """
     _check_seed(seed)
     if not 0.0 < test_fraction < 1.0:
         raise DatasetError(f"test_fraction={test_fraction!r} is invalid: must be in (0, 1)")
-    params = dict(params or {})
+    try:
+        return _load(dataset_id, seed, test_fraction, dict(params or {}))
+    except (IdxError, UserDataError) as exc:  # the sources' own errors, one line each
+        raise DatasetError(str(exc)) from None
+
+
+def _load(dataset_id: str, seed: int, test_fraction: float, params: dict[str, Any]) -> Dataset:
     if dataset_id == "digits":
         _check_params(dataset_id, params, ())
         x, y = _digits_raw()
@@ -189,9 +264,26 @@ def load_dataset(
         x, y, num_classes = _synthetic(seed, {**SYNTHETIC_DEFAULTS, **params})
         shape = (x.shape[1],)
         return _finish(dataset_id, x, y, num_classes, shape, seed, test_fraction, standardize=True)
+    if dataset_id in MNIST_FAMILY:
+        _check_params(dataset_id, params, ("path",))
+        return _load_mnist_family(dataset_id, params)
+    if dataset_id.startswith(IDX_PREFIX):
+        _check_params(dataset_id, params, ())
+        return _load_idx_id(dataset_id)
     if _is_dir(dataset_id) or _HF_ID.match(dataset_id):
         _check_params(dataset_id, params, _HF_PARAMS)
         return _load_hf(dataset_id, seed, test_fraction, params)
+    if is_user_id(dataset_id):
+        arrays = load_user_data(dataset_id, seed=seed, params=params)
+        return Dataset(
+            name=dataset_id,
+            x_train=arrays.x_train,
+            y_train=arrays.y_train,
+            x_test=arrays.x_test,
+            y_test=arrays.y_test,
+            num_classes=arrays.num_classes,
+            feature_shape=arrays.feature_shape,
+        )
     raise DatasetError(_unknown_id_message(dataset_id))
 
 
@@ -201,18 +293,47 @@ def partition(
     *,
     scheme: str = "iid",
     alpha: float = 0.5,
+    shards_per_client: int = 2,
+    samples_per_client: int | None = None,
     seed: int,
     min_samples: int = 2,
 ) -> list[np.ndarray]:
     """Split sample indices among clients.
 
-    ``"iid"`` shuffles the indices with the seed and cuts them into near-equal shards.
+    ``"iid"`` shuffles the indices with the seed and cuts them into near-equal parts.
+
     ``"dirichlet"`` follows Hsu et al. (2019): for each class :math:`c`, the class's
     samples are shared out by proportions :math:`p_c \\sim \\mathrm{Dir}(\\alpha
     \\mathbf{1}_K)` over the :math:`K` clients, so a small ``alpha`` gives each client
     few classes. If a client ends with fewer than ``min_samples``, the draw is
     repeated with derived seeds (up to 10 tries); if still short, the best draw is
     topped up by moving samples from the largest clients.
+
+    ``"shards"`` is the pathological non-IID split of McMahan et al. (2017,
+    Communication-Efficient Learning of Deep Networks from Decentralized Data,
+    AISTATS, https://arxiv.org/abs/1602.05629; 100 clients × 2 shards of 300 MNIST
+    images):
+
+    .. math::
+
+        S = K s, \\qquad m = \\lfloor n / S \\rfloor
+
+    where :math:`K` is ``num_clients``, :math:`s` is ``shards_per_client`` and
+    :math:`n` the number of samples. The indices are sorted by label (ties by index),
+    cut into :math:`S` shards of :math:`m` consecutive samples, and each client is
+    given :math:`s` shards drawn at random without replacement, so every client holds
+    exactly :math:`s m` samples of at most about :math:`s` labels (a shard spans two
+    labels where a class boundary falls inside it). When :math:`S` does not divide
+    :math:`n`, the :math:`n - S m < S` samples left over are chosen at random and
+    given to no client.
+
+    ``samples_per_client`` then caps every part: a client holding more keeps a seeded
+    random subset of that many (as FL benchmarks do, e.g. 100 clients × 600 images).
+    For ``"iid"`` this is a sample without replacement from the whole set: disjoint
+    clients, each with ``samples_per_client`` samples when ``num_clients ×
+    samples_per_client <= n``; when the set is smaller than that, the cap does not
+    bind and each client keeps its near-equal share (about ``n / num_clients``). It
+    is never refused for being large; only a cap below ``min_samples`` is.
 
     Parameters
     ----------
@@ -221,9 +342,15 @@ def partition(
     num_clients : int
         Number of clients, at least 1.
     scheme : str (default: "iid")
-        ``"iid"`` or ``"dirichlet"``.
+        ``"iid"``, ``"dirichlet"`` or ``"shards"``.
     alpha : float (default: 0.5)
-        Dirichlet concentration, > 0; smaller is more skewed. Ignored by ``"iid"``.
+        Dirichlet concentration, > 0; smaller is more skewed. Used by ``"dirichlet"``.
+    shards_per_client : int (default: 2)
+        Shards per client, >= 1; ``num_clients * shards_per_client <= n``. Used by
+        ``"shards"``.
+    samples_per_client : int, optional
+        Most samples a client holds, >= ``min_samples``; None: no cap. With None the
+        result is the same as before this option existed, for every seed.
     seed : int
         Seed; the result is a pure function of the arguments. Non-negative.
     min_samples : int (default: 2)
@@ -232,21 +359,34 @@ def partition(
     Returns
     -------
     list of np.ndarray
-        One sorted int64 index array per client; together they cover every index once.
+        One sorted int64 index array per client, pairwise disjoint. Without a cap,
+        ``"iid"`` and ``"dirichlet"`` cover every index once.
 
     Raises
     ------
     ValueError
-        Bad ``num_clients``, ``min_samples``, ``alpha``, ``scheme`` or ``seed``.
+        Bad ``num_clients``, ``min_samples``, ``alpha``, ``scheme``, ``seed``,
+        ``shards_per_client`` (more shards than samples) or ``samples_per_client``.
+
+    >>> labels = np.repeat(np.arange(4), 6)  # 24 samples, 4 classes: 8 shards of 3
+    >>> parts = partition(labels, 4, scheme="shards", shards_per_client=2, seed=0)
+    >>> [len(p) for p in parts], [len(set(labels[p])) <= 2 for p in parts]
+    ([6, 6, 6, 6], [True, True, True, True])
     """
     labels = np.asarray(labels)
     _check_partition_args(labels, num_clients, scheme, alpha, seed, min_samples)
+    _check_size_args(shards_per_client, samples_per_client, min_samples)
     if scheme == "iid":
         order = np.random.default_rng(seed).permutation(labels.shape[0])
         shards = np.array_split(order, num_clients)
-    else:
+    elif scheme == "dirichlet":
         shards = _dirichlet(labels, num_clients, alpha, seed, min_samples)
-    return [np.sort(s).astype(np.int64, copy=False) for s in shards]
+    else:
+        shards = _shards(labels, num_clients, shards_per_client, seed, min_samples)
+    parts = [np.sort(s).astype(np.int64, copy=False) for s in shards]
+    if samples_per_client is not None:
+        parts = _cap(parts, samples_per_client, seed)
+    return parts
 
 
 # --- validation -----------------------------------------------------------------------
@@ -288,13 +428,29 @@ def _check_partition_args(
         raise ValueError(f"alpha={short_repr(alpha)} is invalid: must be a finite number > 0")
     if scheme not in _SCHEMES:
         raise ValueError(
-            f"scheme={scheme!r} is invalid{_suggest(scheme, _SCHEMES)}; "
+            f"scheme={scheme!r} is invalid{did_you_mean(scheme, _SCHEMES)}; "
             f"allowed: {', '.join(_SCHEMES)}"
         )
 
 
-def _suggest(name: str, choices: tuple[str, ...] | list[str]) -> str:
-    return did_you_mean(name, choices)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_size_args(
+    shards_per_client: int, samples_per_client: int | None, min_samples: int
+) -> None:
+    if not _is_int(shards_per_client) or shards_per_client < 1:
+        raise ValueError(
+            f"shards_per_client={short_repr(shards_per_client)} is invalid: must be an integer >= 1"
+        )
+    if samples_per_client is None:
+        return
+    if not _is_int(samples_per_client) or samples_per_client < max(1, min_samples):
+        raise ValueError(
+            f"samples_per_client={short_repr(samples_per_client)} is invalid: must be an "
+            f"integer >= {max(1, min_samples)} (the least samples a client holds)"
+        )
 
 
 def _is_dir(path: str) -> bool:
@@ -315,14 +471,16 @@ def _is_file(path: Path) -> bool:
 
 
 def _unknown_id_message(dataset_id: str) -> str:
-    known = [k for k in DATASETS if k != "owner/name"]
+    known = [k for k in DATASETS if k not in DATASET_FORMS]
     spellings = {k: k for k in known}
     for hf_id in _HF_EXAMPLES:
-        spellings[hf_id] = spellings[hf_id.split("/")[1]] = hf_id
+        spellings[hf_id] = hf_id
+        spellings.setdefault(hf_id.split("/")[1], hf_id)
     hint = did_you_mean(dataset_id, spellings)
     return (
         f"dataset '{shown(dataset_id)}' is unknown{hint}; available: {', '.join(known)}, "
-        "a Hugging Face id 'owner/name' in the local cache (e.g. 'ylecun/mnist'), "
+        "'idx:DIR' (a directory of IDX files), a loader of your own 'module:callable', "
+        "a Hugging Face id 'owner/name' in the local cache (e.g. 'uoft-cs/cifar10'), "
         "or a directory written by save_to_disk"
     )
 
@@ -373,6 +531,157 @@ def _int_param(p: dict[str, Any], key: str, low: int) -> int:
             f"synthetic param {key}={short_repr(value)} is invalid: must be an integer >= {low}"
         )
     return int(value)
+
+
+# --- the MNIST family and IDX directories --------------------------------------------
+
+
+def _load_mnist_family(name: str, params: dict[str, Any]) -> Dataset:
+    """``fashion_mnist`` / ``mnist``: ``params["path"]``, the Debian package, the HF cache."""
+    if "path" in params:
+        path = params["path"]
+        if not isinstance(path, str) or not path:
+            raise DatasetError(
+                f"dataset '{name}': param path={short_repr(path)} is invalid: must be the "
+                "directory of its IDX files"
+            )
+        return _idx_dataset(name, Path(path).expanduser(), num_classes=10)
+    system = SYSTEM_DIRS.get(name)
+    if system is not None and _is_dir(str(system)):
+        return _idx_dataset(name, system, num_classes=10)
+    hf_id = MNIST_FAMILY[name]["hf_id"]
+    try:
+        parsed = _hf_parse(hf_id, None, None, None)
+    except _HfUnavailableError as exc:
+        raise DatasetError(_not_found_message(name, system, hf_id, exc.reason)) from None
+    if parsed.test is None or parsed.num_classes != 10 or parsed.train[0].shape[1] != 784:
+        raise DatasetError(
+            f"dataset '{name}': the Hugging Face copy {hf_id} is not 28×28 images of 10 "
+            f"classes with a test split (got {parsed.train[0].shape[1]} features, "
+            f"{parsed.num_classes} classes)"
+        )
+    return _assemble(
+        name, parsed.train, parsed.test, 10, MNIST_IMAGE_SHAPE, standardize=not parsed.is_image
+    )
+
+
+def _not_found_message(name: str, system: Path | None, hf_id: str, hf_reason: str) -> str:
+    fetch = f"python -c \"import datasets; datasets.load_dataset('{hf_id}')\" once online"
+    if system is not None:
+        where = f"not found in {system} (apt-get install {_PACKAGES[name]}), nor in"
+    else:
+        where = "not found: no package ships it, and it is not in"
+    return (
+        f"dataset '{name}': {where} the Hugging Face cache ({hf_id}: {hf_reason}; {fetch}); "
+        f"or give --dataset idx:DIR (a directory of its four IDX files) or "
+        f"dataset_params.path"
+    )
+
+
+def _load_idx_id(dataset_id: str) -> Dataset:
+    text = dataset_id[len(IDX_PREFIX) :]
+    if not text:
+        raise DatasetError(
+            f"dataset '{dataset_id}': give the directory after idx:, e.g. idx:data/fashion; "
+            f"{_IDX_LAYOUT}"
+        )
+    return _idx_dataset(dataset_id, Path(text).expanduser(), num_classes=None)
+
+
+def _idx_files(name: str, directory: Path) -> list[Path]:
+    """The four IDX files of ``directory`` in :data:`_IDX_FILES` order (raw before ``.gz``;
+    ``train-images.idx3-ubyte`` spellings too)."""
+    if not _is_dir(str(directory)):
+        what = "not a directory" if os.path.lexists(directory) else "no such directory"
+        raise DatasetError(f"dataset '{shown(name, 200)}': {what}: {directory}; {_IDX_LAYOUT}")
+    found, missing = [], []
+    for base in _IDX_FILES.values():
+        dotted = base.replace("-idx", ".idx")
+        names = (base, f"{base}.gz", dotted, f"{dotted}.gz")
+        path = next((directory / n for n in names if _is_file(directory / n)), None)
+        if path is None:
+            missing.append(f"{base}[.gz]")
+        else:
+            found.append(path)
+    if missing:
+        raise DatasetError(
+            f"dataset '{shown(name, 200)}': {directory} lacks {', '.join(missing)}; {_IDX_LAYOUT}"
+        )
+    return found
+
+
+def _idx_dataset(name: str, directory: Path, *, num_classes: int | None) -> Dataset:
+    """A Dataset of the four IDX files in ``directory``: its own train/test split, pixels
+    scaled to [0, 1], labels checked below ``num_classes`` (None: the largest + 1)."""
+    paths = _idx_files(name, directory)
+    try:
+        stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    except OSError as exc:
+        raise DatasetError(f"dataset '{shown(name, 200)}': {exc}") from None
+    try:
+        x_train, y_train, x_test, y_test = _read_idx_files(stamps)
+    except IdxError as exc:
+        raise DatasetError(f"dataset '{shown(name, 200)}': {exc}") from None
+    images, labels = {0: paths[0], 1: paths[2]}, {0: paths[1], 1: paths[3]}
+    for split, (x, y) in enumerate(((x_train, y_train), (x_test, y_test))):
+        problem = _idx_pair_problem(x, y, images[split], labels[split])
+        if problem:
+            raise DatasetError(f"dataset '{shown(name, 200)}': {problem}")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetError(
+            f"dataset '{shown(name, 200)}': the train images are {x_train.shape[1:]}, the test "
+            f"images {x_test.shape[1:]} ({images[0]}, {images[1]}); both need one shape"
+        )
+    largest = int(max(y_train.max(), y_test.max()))
+    if num_classes is not None and largest >= num_classes:
+        where = labels[0] if int(y_train.max()) == largest else labels[1]
+        raise DatasetError(
+            f"dataset '{shown(name, 200)}': {where} holds the label {largest}; {name} has "
+            f"{num_classes} classes (labels 0..{num_classes - 1})"
+        )
+    shape = x_train.shape[1:]
+    feature_shape = (*shape, 1) if len(shape) == 2 else shape
+    return Dataset(
+        name=name,
+        x_train=_unit_float32(x_train),
+        y_train=y_train.astype(np.int64),
+        x_test=_unit_float32(x_test),
+        y_test=y_test.astype(np.int64),
+        num_classes=largest + 1 if num_classes is None else num_classes,
+        feature_shape=tuple(int(d) for d in feature_shape),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _read_idx_files(
+    stamps: tuple[tuple[str, int, int], ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four uint8 arrays, cached per process by path, mtime and size (read-only)."""
+    x_train, y_train, x_test, y_test = (read_idx(path) for path, _, _ in stamps)
+    return x_train, y_train, x_test, y_test
+
+
+def _idx_pair_problem(x: np.ndarray, y: np.ndarray, x_path: Path, y_path: Path) -> str | None:
+    """What is wrong with one split's images and labels, or None."""
+    if y.ndim != 1:
+        return f"{y_path}: a label file is 1-D (magic 0x00000801), this one has shape {y.shape}"
+    if x.ndim not in (3, 4):
+        return (
+            f"{x_path}: an image file is images × rows × cols (magic 0x00000803), this one "
+            f"has shape {x.shape}"
+        )
+    if x.shape[0] != y.shape[0]:
+        return f"{x_path} holds {x.shape[0]:,} images but {y_path} {y.shape[0]:,} labels"
+    if x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
+        return f"{x_path} holds no images (shape {x.shape})"
+    return None
+
+
+def _unit_float32(raw: np.ndarray) -> np.ndarray:
+    """uint8 images as flat float32 in [0, 1]: one new C-contiguous array, divided in place."""
+    x = raw.reshape(raw.shape[0], -1).astype(np.float32)
+    x /= 255.0
+    return x
 
 
 # --- split and scale ------------------------------------------------------------------
@@ -496,6 +805,43 @@ def _top_up(shards: list[np.ndarray], min_samples: int) -> list[np.ndarray]:
     return [np.asarray(p, dtype=np.int64) for p in pools]
 
 
+def _shards(
+    labels: np.ndarray, num_clients: int, per_client: int, seed: int, min_samples: int
+) -> list[np.ndarray]:
+    """McMahan et al.'s split: label-sorted shards of equal size, ``per_client`` each."""
+    n = labels.shape[0]
+    count = num_clients * per_client
+    if count > n:
+        raise ValueError(
+            f"partition 'shards' needs at least clients × shards_per_client = {num_clients} × "
+            f"{per_client} = {count} training samples (one per shard), got {n}; use fewer "
+            "clients or a smaller shards_per_client"
+        )
+    size = n // count
+    if per_client * size < min_samples:
+        raise ValueError(
+            f"partition 'shards' gives each client shards_per_client × ⌊n / shards⌋ = "
+            f"{per_client} × {size} = {per_client * size} samples, fewer than {min_samples}; "
+            "use fewer clients"
+        )
+    rng = np.random.default_rng([seed, _SHARDS_STREAM])
+    kept = np.sort(rng.permutation(n)[: count * size])  # the n mod S left over: at random
+    pieces = kept[np.argsort(labels[kept], kind="stable")].reshape(count, size)
+    owners = rng.permutation(count).reshape(num_clients, per_client)
+    return [pieces[row].ravel() for row in owners]
+
+
+def _cap(parts: list[np.ndarray], cap: int, seed: int) -> list[np.ndarray]:
+    """Each part larger than ``cap`` replaced by a seeded random subset of ``cap`` (sorted)."""
+    capped = []
+    for client, part in enumerate(parts):
+        if part.size > cap:
+            rng = np.random.default_rng([seed, _CAP_STREAM, client])
+            part = np.sort(rng.choice(part, size=cap, replace=False))
+        capped.append(part)
+    return capped
+
+
 # --- Hugging Face -----------------------------------------------------------------------
 
 
@@ -567,10 +913,11 @@ def _import_datasets(dataset_id: str) -> Any:
     try:
         import datasets
     except ImportError as exc:
-        raise DatasetError(
+        raise _HfUnavailableError(
             f"dataset '{dataset_id}' needs the Hugging Face `datasets` library: "
             "pip install 'velocity-fl[hf]' (or pip install datasets); the built-in 'digits' "
-            "and 'synthetic' datasets work without it"
+            "and 'synthetic' datasets work without it",
+            "the datasets library is not installed: pip install 'velocity-fl[hf]'",
         ) from exc
     return datasets
 
@@ -614,11 +961,12 @@ def _load_offline(datasets: Any, dataset_id: str, config: str | None) -> Any:
                 f"directory '{dataset_id}' holds neither a save_to_disk dataset nor data files "
                 f"the datasets library can read: {exc}"
             ) from exc
-        raise DatasetError(
+        raise _HfUnavailableError(
             f"dataset '{dataset_id}' is not in the local Hugging Face cache and velocity "
             "never downloads at run time. Fetch it once while online with: "
             f"python -c \"import datasets; datasets.load_dataset('{dataset_id}')\" "
-            f"(or, if '{dataset_id}' is meant as a local directory, it does not exist)"
+            f"(or, if '{dataset_id}' is meant as a local directory, it does not exist)",
+            "not cached",
         ) from exc
 
 

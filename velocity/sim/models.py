@@ -15,10 +15,28 @@ where :math:`w` are the client's parameters, :math:`w_g` the global parameters t
 round started from and :math:`\\mu` ``prox_mu`` (Li et al., 2020, "Federated
 Optimization in Heterogeneous Networks", https://arxiv.org/abs/1812.06127).
 
+A client runs ``epochs`` passes over its data in fresh seeded orders, or, with
+``local_steps`` = S, exactly S minibatch steps over that same stream of epochs (the
+stream continues across epoch boundaries; S = 1 is the distributed-SGD setting of
+Baruch et al. 2019 and ByzFL). With client momentum :math:`\\beta` (Karimireddy, He
+and Jaggi, 2021, "Learning from History for Byzantine Robust Optimization", ICML,
+https://arxiv.org/abs/2012.10333) every step is
+
+.. math::
+
+    m \\leftarrow \\beta m + (1 - \\beta) g, \\qquad w \\leftarrow w - \\eta m
+
+with :math:`g` the minibatch gradient (proximal term included) and :math:`\\eta` ``lr``;
+the buffer :math:`m` is the client's own and outlives the round (the server keeps it,
+as ByzFL's clients do), so with one step per round the update a client sends is its
+momentum. :math:`\\beta = 0` is plain SGD, bit for bit.
+
 The numpy models (``"logreg"``, ``"mlp"``) are vectorized over samples and clients:
 :meth:`Model.train_clients` trains a round's clients together on stacked parameters,
 one batched matrix product per layer and step for all of them, no Python loop over
-samples. ``"demo/mnist-cnn"`` needs the optional ``torch`` extra and is imported lazily.
+samples. The torch models (``"cnn"``, ``"mlp"`` with ``backend = "torch"``, your own
+``"module:callable"``) live in :mod:`velocity.sim.torch_models`, imported only when
+one is built (the optional ``torch`` extra).
 """
 
 from __future__ import annotations
@@ -31,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from velocity._inline import did_you_mean, short_repr, shown
+from velocity.catalog import names_code
 
 __all__ = [
     "Model",
@@ -71,6 +90,9 @@ class Model(ABC):
         self.num_classes = num_classes
         self.shapes = shapes
         self.num_params = sum(math.prod(shape) for _, shape in shapes)
+        #: One-line facts about how this model trains, for the run's summary (e.g. a
+        #: torch model that cannot be vectorized across clients).
+        self.notes: list[str] = []
 
     def __repr__(self) -> str:
         return (
@@ -157,11 +179,15 @@ class Model(ABC):
         lr: float,
         seed: int,
         prox_mu: float = 0.0,
+        local_steps: int | None = None,
+        momentum: float = 0.0,
+        momentum_buffer: np.ndarray | None = None,
     ) -> np.ndarray:
         """Run minibatch SGD from ``params`` and return the new parameters.
 
         Each epoch visits the samples in a fresh seeded order. With ``prox_mu > 0`` the
-        proximal term pulls towards the ``params`` passed in. ``params`` is not modified.
+        proximal term pulls towards the ``params`` passed in. ``params`` is not modified;
+        ``momentum_buffer`` is, in place.
 
         Parameters
         ----------
@@ -181,6 +207,13 @@ class Model(ABC):
             Seeds the shuffles; same seed, same result.
         prox_mu : float (default: 0.0)
             FedProx coefficient, >= 0.
+        local_steps : int, optional
+            Exactly this many minibatch steps (>= 1) instead of ``epochs`` passes.
+        momentum : float (default: 0.0)
+            Client momentum :math:`\\beta` in [0, 1).
+        momentum_buffer : np.ndarray, optional
+            The client's float32 buffer :math:`m` (``(num_params,)``), required when
+            ``momentum > 0``; updated in place.
 
         Returns
         -------
@@ -198,6 +231,9 @@ class Model(ABC):
         lr: float,
         seeds: Sequence[int],
         prox_mu: float = 0.0,
+        local_steps: int | None = None,
+        momentum: float = 0.0,
+        momenta: np.ndarray | None = None,
     ) -> np.ndarray:
         """Train every client from the same ``params``, as :meth:`train_local` would.
 
@@ -223,6 +259,13 @@ class Model(ABC):
             One per client; seeds that client's shuffles.
         prox_mu : float (default: 0.0)
             FedProx coefficient, >= 0; the proximal term pulls towards ``params``.
+        local_steps : int, optional
+            Exactly this many minibatch steps per client (>= 1) instead of ``epochs``.
+        momentum : float (default: 0.0)
+            Client momentum :math:`\\beta` in [0, 1).
+        momenta : np.ndarray, optional
+            ``(len(clients), num_params)`` float32, row ``i`` client ``i``'s momentum
+            buffer; required when ``momentum > 0``, updated in place.
 
         Returns
         -------
@@ -231,6 +274,7 @@ class Model(ABC):
             parameters.
         """
         _check_clients(clients, seeds)
+        _check_momenta(momentum, momenta, len(clients), self.num_params)
         return np.stack(
             [
                 self.train_local(
@@ -242,8 +286,11 @@ class Model(ABC):
                     lr=lr,
                     seed=seed,
                     prox_mu=prox_mu,
+                    local_steps=local_steps,
+                    momentum=momentum,
+                    momentum_buffer=None if momenta is None else momenta[i],
                 )
-                for (x, y), seed in zip(clients, seeds, strict=True)
+                for i, ((x, y), seed) in enumerate(zip(clients, seeds, strict=True))
             ]
         )
 
@@ -260,15 +307,42 @@ class Model(ABC):
         return x, y
 
 
-def _check_training(epochs: int, batch_size: int, lr: float, prox_mu: float) -> None:
+def _check_training(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    prox_mu: float,
+    local_steps: int | None = None,
+    momentum: float = 0.0,
+) -> None:
     for field, value, ok, allowed in (
         ("epochs", epochs, epochs >= 1, ">= 1"),
         ("batch_size", batch_size, batch_size >= 1, ">= 1"),
         ("lr", lr, lr > 0, "> 0"),
         ("prox_mu", prox_mu, prox_mu >= 0, ">= 0"),
+        ("local_steps", local_steps, local_steps is None or local_steps >= 1, ">= 1 or None"),
+        ("momentum", momentum, 0 <= momentum < 1, "in [0, 1)"),
     ):
         if not ok:
             raise ValueError(f"{field}={value!r} is invalid: must be {allowed}")
+
+
+def _check_momenta(momentum: float, momenta: np.ndarray | None, clients: int, size: int) -> None:
+    """A ``(clients, size)`` float32 buffer stack is required when ``momentum > 0``."""
+    if momentum == 0:
+        return
+    ok = (
+        momenta is not None
+        and momenta.dtype == np.float32
+        and momenta.shape == (clients, size)
+        and momenta.flags.writeable
+    )
+    if not ok:
+        found = "None" if momenta is None else f"{momenta.dtype} {momenta.shape}"
+        raise ValueError(
+            f"momentum={momentum!r} needs momenta: a writable float32 ({clients}, {size}) "
+            f"array of the clients' buffers; got {found}"
+        )
 
 
 def _check_clients(clients: Sequence[Any], seeds: Sequence[int]) -> None:
@@ -368,6 +442,52 @@ def _batches(
         yield rows, real / np.count_nonzero(real, axis=1, keepdims=True)
 
 
+def _epoch_batches(
+    rngs: Sequence[np.random.Generator],
+    offsets: np.ndarray,
+    sizes: np.ndarray,
+    batch_size: int,
+    epochs: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``epochs`` passes of :func:`_batches`, each client in a fresh order from its rng."""
+    for _ in range(epochs):
+        perm = np.concatenate(
+            [lo + rng.permutation(n) for lo, n, rng in zip(offsets, sizes, rngs, strict=True)]
+        )
+        yield from _batches(perm, offsets, sizes, batch_size)
+
+
+def _step_batches(
+    rngs: Sequence[np.random.Generator],
+    offsets: np.ndarray,
+    sizes: np.ndarray,
+    batch_size: int,
+    local_steps: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Exactly ``local_steps`` minibatches of every client, as ``(C, b)`` rows and weights.
+
+    Client c's minibatches are those of :func:`_epoch_batches` on its own (epoch after
+    epoch of fresh permutations from ``rngs[c]``, the last batch of an epoch holding
+    the n_c mod B left over), cut off after ``local_steps``: so S steps of a client of
+    n_c samples are ``S / ceil(n_c / B)`` epochs when that divides. Every client is in
+    every step; a batch shorter than the step's widest repeats its last sample with
+    weight 0, as in :func:`_batches`.
+    """
+    per_client = []
+    for lo, n, rng in zip(offsets, sizes, rngs, strict=True):
+        per_epoch = -(-int(n) // batch_size)
+        perms = [lo + rng.permutation(n) for _ in range(-(-local_steps // per_epoch))]
+        batches = [p[i : i + batch_size] for p in perms for i in range(0, int(n), batch_size)]
+        per_client.append(batches[:local_steps])
+    for step in zip(*per_client, strict=True):
+        counts = np.array([len(batch) for batch in step])
+        width = int(counts.max())
+        cols = np.minimum(np.arange(width), counts[:, np.newaxis] - 1)
+        rows = np.stack([batch[c] for batch, c in zip(step, cols, strict=True)])
+        real = np.arange(width) < counts[:, np.newaxis]
+        yield rows, real / counts[:, np.newaxis]
+
+
 # Parameters plus gradients of the clients trained together in one stack: a few MiB, so
 # that they stay in cache between steps. Small models train every client in one stack; a
 # model of a million parameters trains one client at a time.
@@ -433,7 +553,11 @@ class _NumpyModel(Model):
         lr: float,
         seed: int,
         prox_mu: float = 0.0,
+        local_steps: int | None = None,
+        momentum: float = 0.0,
+        momentum_buffer: np.ndarray | None = None,
     ) -> np.ndarray:
+        momenta = None if momentum_buffer is None else momentum_buffer[np.newaxis]
         return self.train_clients(
             params,
             [(x, y)],
@@ -442,6 +566,9 @@ class _NumpyModel(Model):
             lr=lr,
             seeds=[seed],
             prox_mu=prox_mu,
+            local_steps=local_steps,
+            momentum=momentum,
+            momenta=momenta,
         )[0]
 
     def train_clients(
@@ -454,18 +581,23 @@ class _NumpyModel(Model):
         lr: float,
         seeds: Sequence[int],
         prox_mu: float = 0.0,
+        local_steps: int | None = None,
+        momentum: float = 0.0,
+        momenta: np.ndarray | None = None,
     ) -> np.ndarray:
         """Sort the clients by size, largest first, and train them in stacks.
 
         A stack holds at most :data:`_STACK_BYTES` of parameters and gradients; see
         :meth:`_train_stack`. Rows come back in the callers' client order.
         """
-        _check_training(epochs, batch_size, lr, prox_mu)
+        _check_training(epochs, batch_size, lr, prox_mu, local_steps, momentum)
         _check_clients(clients, seeds)
+        _check_momenta(momentum, momenta, len(clients), self.num_params)
         data = [self._check_data(x, y, np.float32) for x, y in clients]
         start = np.asarray(params, dtype=np.float32)
         order = np.argsort([-y.size for _, y in data], kind="stable")
         w = np.tile(start, (len(data), 1))  # row r is client order[r]
+        m = None if momentum == 0 or momenta is None else momenta[order]
         per_stack = max(1, _STACK_BYTES // (2 * w.itemsize * self.num_params))
         for lo in range(0, len(data), per_stack):
             stack = order[lo : lo + per_stack]
@@ -478,7 +610,12 @@ class _NumpyModel(Model):
                 batch_size=batch_size,
                 lr=lr,
                 prox_mu=prox_mu,
+                local_steps=local_steps,
+                momentum=momentum,
+                momenta=None if m is None else m[lo : lo + per_stack],
             )
+        if m is not None and momenta is not None:
+            momenta[order] = m
         if np.array_equal(order, np.arange(len(order))):
             return w  # sorting moved no client: spare a copy of every client's parameters
         return w[np.argsort(order)]
@@ -494,14 +631,19 @@ class _NumpyModel(Model):
         batch_size: int,
         lr: float,
         prox_mu: float,
+        local_steps: int | None,
+        momentum: float,
+        momenta: np.ndarray | None,
     ) -> None:
         """Every client's SGD at once, in place on the ``(C, num_params)`` stack ``w``.
 
         Row c of ``w`` starts at ``start`` (w_g) and trains on ``data[c]``, sizes in
         decreasing order, so that the clients with samples left at a step are the first
-        k. Each step s takes every client's s-th minibatch (:func:`_batches`) and does
-        ``w_c -= lr * (grad L_c(w_c) + mu (w_c - w_g))`` for those k; a client whose epoch
-        is over is not touched. Only the step's ``(k, b, input_dim)`` batch is gathered,
+        k. Each step s takes every client's s-th minibatch (:func:`_batches`, or
+        :func:`_step_batches` with ``local_steps``) and does
+        ``w_c -= lr * (grad L_c(w_c) + mu (w_c - w_g))`` for those k (through the
+        momentum buffer ``momenta[c]`` when ``momentum > 0``); a client whose epoch is
+        over is not touched. Only the step's ``(k, b, input_dim)`` batch is gathered,
         from one concatenation of the clients' data (no padding).
         """
         x = np.concatenate([x for x, _ in data])
@@ -510,16 +652,22 @@ class _NumpyModel(Model):
         offsets = np.cumsum(sizes) - sizes
         rngs = [np.random.default_rng(seed) for seed in seeds]
         grad = np.empty_like(w)
-        for _ in range(epochs):
-            perm = np.concatenate(
-                [lo + rng.permutation(n) for lo, n, rng in zip(offsets, sizes, rngs, strict=True)]
-            )
-            for rows, weights in _batches(perm, offsets, sizes, batch_size):
-                active, step = w[: len(rows)], grad[: len(rows)]
-                self._loss_grad(self._views(active), x[rows], y[rows], weights, self._views(step))
-                _prox(active, step, prox_mu, start)
-                step *= lr
-                active -= step
+        if local_steps is None:
+            steps = _epoch_batches(rngs, offsets, sizes, batch_size, epochs)
+        else:
+            steps = _step_batches(rngs, offsets, sizes, batch_size, local_steps)
+        for rows, weights in steps:
+            active, step = w[: len(rows)], grad[: len(rows)]
+            self._loss_grad(self._views(active), x[rows], y[rows], weights, self._views(step))
+            _prox(active, step, prox_mu, start)
+            if momenta is not None and momentum > 0:
+                buffer = momenta[: len(rows)]
+                buffer *= momentum
+                step *= 1 - momentum
+                buffer += step
+                step[...] = buffer
+            step *= lr
+            active -= step
 
 
 class LogisticRegression(_NumpyModel):
@@ -618,196 +766,156 @@ class MLP(_NumpyModel):
         return losses
 
 
-class TorchCNN(Model):
-    """Small PyTorch CNN: (Conv3x3-ReLU-MaxPool2) x 2, then Linear. Needs ``torch``.
-
-    Features arrive flat; they are reshaped to ``feature_shape`` (``(H, W)`` or
-    channels-last ``(H, W, C)``, as image datasets give them) and fed as NCHW. Runs on
-    the CPU; building one calls ``torch.use_deterministic_algorithms(True)``
-    (process-wide) so that a seed fixes the result.
-
-    Parameters
-    ----------
-    torch : module
-        The imported ``torch`` package.
-    input_dim : int
-        ``H * W * C``.
-    num_classes : int
-        Classes.
-    feature_shape : tuple of int
-        ``(H, W)`` or ``(H, W, C)`` with H, W >= 4.
-    """
-
-    def __init__(
-        self, torch: Any, input_dim: int, num_classes: int, feature_shape: tuple[int, ...]
-    ) -> None:
-        self._torch = torch
-        self._hwc = (*feature_shape, 1)[:3]
-        torch.use_deterministic_algorithms(True)
-        self._net = _cnn(torch.nn, self._hwc, num_classes)
-        shapes = [(name, tuple(t.shape)) for name, t in self._net.named_parameters()]
-        super().__init__("demo/mnist-cnn", input_dim, num_classes, shapes)
-
-    def init_params(self, seed: int) -> np.ndarray:
-        """PyTorch's default layer initialisation under ``torch.manual_seed(seed)``."""
-        torch = self._torch
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = _cnn(torch.nn, self._hwc, self.num_classes)
-        return self._flat(net.parameters())
-
-    def _flat(self, tensors: Any) -> np.ndarray:
-        vector = self._torch.nn.utils.parameters_to_vector(tensors)
-        return vector.detach().numpy().astype(np.float32)
-
-    def _load(self, params: np.ndarray) -> Any:
-        vector = self._torch.from_numpy(np.array(params, dtype=np.float32))
-        self._torch.nn.utils.vector_to_parameters(vector, self._net.parameters())
-        return vector
-
-    def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
-        x, y = self._check_data(x, y, np.float32)
-        images = self._torch.from_numpy(x).reshape(-1, *self._hwc).permute(0, 3, 1, 2)
-        return images, self._torch.from_numpy(y)
-
-    def _loss(self, images: Any, labels: Any, prox_mu: float, center: Any) -> Any:
-        torch = self._torch
-        loss = torch.nn.functional.cross_entropy(self._net(images), labels)
-        if prox_mu > 0:
-            diff = torch.nn.utils.parameters_to_vector(self._net.parameters()) - center
-            loss = loss + 0.5 * prox_mu * diff.dot(diff)
-        return loss
-
-    def loss_and_grad(
-        self,
-        params: np.ndarray,
-        x: np.ndarray,
-        y: np.ndarray,
-        prox_mu: float = 0.0,
-        prox_center: np.ndarray | None = None,
-    ) -> tuple[float, np.ndarray]:
-        if prox_mu > 0 and prox_center is None:
-            raise ValueError("prox_center is required when prox_mu > 0")
-        self._load(params)
-        center = (
-            None
-            if prox_center is None
-            else self._torch.from_numpy(np.asarray(prox_center, dtype=np.float32))
-        )
-        self._net.zero_grad()
-        loss = self._loss(*self._tensors(x, y), prox_mu, center)
-        loss.backward()
-        return loss.item(), self._flat(p.grad for p in self._net.parameters())
-
-    def evaluate(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        self._load(params)
-        images, labels = self._tensors(x, y)
-        with self._torch.no_grad():
-            logits = self._net(images)
-        return _xent_and_accuracy(logits.numpy(), labels.numpy())
-
-    def train_local(
-        self,
-        params: np.ndarray,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        seed: int,
-        prox_mu: float = 0.0,
-    ) -> np.ndarray:
-        _check_training(epochs, batch_size, lr, prox_mu)
-        center = self._load(params).clone()
-        images, labels = self._tensors(x, y)
-        optimizer = self._torch.optim.SGD(self._net.parameters(), lr=lr)
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            order = self._torch.from_numpy(rng.permutation(labels.shape[0]))
-            for batch in order.split(batch_size):
-                optimizer.zero_grad()
-                self._loss(images[batch], labels[batch], prox_mu, center).backward()
-                optimizer.step()
-        return self._flat(self._net.parameters())
-
-
-def _cnn(nn: Any, hwc: tuple[int, ...], num_classes: int) -> Any:
-    height, width, channels = hwc
-    return nn.Sequential(
-        nn.Conv2d(channels, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * (height // 4) * (width // 4), num_classes),
-    )
-
-
 # --- registry -------------------------------------------------------------------------
 
-_Builder = Callable[[int, int, tuple[int, ...] | None, dict[str, Any]], Model]
+_Builder = Callable[[int, int, tuple[int, ...] | None, dict[str, Any], str], Model]
+#: The model backends of ``mlp`` (``model_params.backend``).
+BACKENDS = ("numpy", "torch")
 
 
 def _build_logreg(
-    input_dim: int, num_classes: int, feature_shape: tuple[int, ...] | None, params: dict[str, Any]
+    input_dim: int,
+    num_classes: int,
+    feature_shape: tuple[int, ...] | None,
+    params: dict[str, Any],
+    device: str,
 ) -> Model:
     _check_params("logreg", params, ())
+    _check_numpy_device("logreg", device)
     return LogisticRegression(input_dim, num_classes)
 
 
 def _build_mlp(
-    input_dim: int, num_classes: int, feature_shape: tuple[int, ...] | None, params: dict[str, Any]
+    input_dim: int,
+    num_classes: int,
+    feature_shape: tuple[int, ...] | None,
+    params: dict[str, Any],
+    device: str,
 ) -> Model:
-    _check_params("mlp", params, ("hidden",))
+    _check_params("mlp", params, ("hidden", "backend", "vectorize"))
     hidden = params.get("hidden", 64)
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:
         raise ModelError(
             f"mlp param hidden={short_repr(hidden)} is invalid: must be an integer in "
             f"[1, {MAX_HIDDEN}]"
         )
-    return MLP(input_dim, num_classes, hidden)
+    backend = params.get("backend", "numpy")
+    if backend not in BACKENDS:
+        raise ModelError(
+            f"mlp param backend={short_repr(backend)} is invalid"
+            f"{did_you_mean(str(backend), BACKENDS)}; allowed: {', '.join(BACKENDS)}"
+        )
+    if backend == "numpy":
+        if "vectorize" in params:
+            raise ModelError(
+                'mlp param vectorize applies to backend = "torch" (the numpy MLP always '
+                "trains its clients together)"
+            )
+        _check_numpy_device("mlp", device)
+        return MLP(input_dim, num_classes, hidden)
+    from velocity.sim import torch_models
+
+    torch = torch_models.import_torch("mlp", _numpy_models())
+    return torch_models.build_torch_mlp(
+        torch,
+        input_dim=input_dim,
+        num_classes=num_classes,
+        hidden=hidden,
+        device=torch_models.resolve_device(torch, device),
+        vectorize=_vectorize_param("mlp", params),
+    )
 
 
 def _build_cnn(
-    input_dim: int, num_classes: int, feature_shape: tuple[int, ...] | None, params: dict[str, Any]
+    input_dim: int,
+    num_classes: int,
+    feature_shape: tuple[int, ...] | None,
+    params: dict[str, Any],
+    device: str,
 ) -> Model:
-    _check_params("demo/mnist-cnn", params, ())
-    try:
-        import torch
-    except ImportError as exc:
-        without = ", ".join(k for k in _REGISTRY if k != "demo/mnist-cnn")
-        raise ModelError(
-            "model 'demo/mnist-cnn' needs PyTorch: pip install 'velocity-fl[torch]'; "
-            f"models available without it: {without}"
-        ) from exc
-    shape = _image_shape(input_dim, feature_shape)
-    return TorchCNN(torch, input_dim, num_classes, shape)
+    _check_params("cnn", params, ("vectorize",))
+    from velocity.sim import torch_models
+
+    torch = torch_models.import_torch("cnn", _numpy_models())
+    return torch_models.build_cnn(
+        torch,
+        input_dim=input_dim,
+        num_classes=num_classes,
+        feature_shape=feature_shape,
+        device=torch_models.resolve_device(torch, device),
+        vectorize=_vectorize_param("cnn", params),
+    )
 
 
-def _image_shape(input_dim: int, feature_shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    """``(H, W)`` or ``(H, W, C)`` for the CNN; a square grey image if none is given."""
-    side = math.isqrt(input_dim)
-    shape = tuple(feature_shape) if feature_shape else (side, side)
-    ok = len(shape) in (2, 3) and math.prod(shape) == input_dim and min(shape[:2]) >= 4
-    if not ok:
+def _build_user_model(
+    model_id: str,
+    input_dim: int,
+    num_classes: int,
+    feature_shape: tuple[int, ...] | None,
+    params: dict[str, Any],
+    device: str,
+) -> Model:
+    _check_params(model_id, params, ("vectorize",))
+    from velocity.sim import torch_models
+
+    torch = torch_models.import_torch(model_id, _numpy_models())
+    return torch_models.build_user_model(
+        torch,
+        model_id,
+        input_dim=input_dim,
+        num_classes=num_classes,
+        feature_shape=feature_shape,
+        device=torch_models.resolve_device(torch, device),
+        vectorize=_vectorize_param(model_id, params),
+    )
+
+
+def _vectorize_param(model_id: str, params: dict[str, Any]) -> bool | None:
+    """``model_params.vectorize`` of a torch model: true, false or absent (the default rule)."""
+    value = params.get("vectorize")
+    if value is not None and not isinstance(value, bool):
         raise ModelError(
-            f"feature_shape={feature_shape!r} is invalid for 'demo/mnist-cnn' with "
-            f"input_dim={input_dim}: need (H, W) or (H, W, C) images with H, W >= 4"
+            f"model '{model_id}' param vectorize={short_repr(value)} is invalid: must be true "
+            "or false (absent: vmap unless the model is convolutional on the CPU)"
         )
-    return shape
+    return value
 
 
-_REGISTRY: dict[str, tuple[str, _Builder]] = {
-    "logreg": ("multinomial logistic regression (numpy)", _build_logreg),
-    "mlp": ("one-hidden-layer ReLU MLP, params hidden (64) (numpy)", _build_mlp),
-    "demo/mnist-cnn": (
-        "small CNN, (conv-relu-pool) x 2 + linear, for image datasets (needs the torch extra)",
+def _check_numpy_device(model_id: str, device: str) -> None:
+    if device == "cuda":
+        raise ModelError(
+            f"device 'cuda' is invalid for model '{model_id}': it runs on numpy (the CPU); "
+            "a GPU needs a torch model: 'cnn', 'mlp' with model_params backend = \"torch\", "
+            "or your own 'module:callable'"
+        )
+
+
+def _numpy_models() -> list[str]:
+    return [model_id for model_id, (_, _, torch) in _REGISTRY.items() if not torch]
+
+
+_REGISTRY: dict[str, tuple[str, _Builder, bool]] = {
+    "logreg": ("multinomial logistic regression (numpy)", _build_logreg, False),
+    "mlp": (
+        "one-hidden-layer ReLU MLP, params hidden (64), backend (numpy; torch needs the "
+        "torch extra), vectorize (torch only)",
+        _build_mlp,
+        False,
+    ),
+    "cnn": (
+        "LeNet-style CNN, (conv5x5-relu-pool) x 2 + 128-unit dense layer, for image "
+        "datasets; param vectorize (torch.func.vmap across clients; default: on a GPU "
+        "only) (needs the torch extra)",
         _build_cnn,
+        True,
     ),
 }
+#: Listed by :func:`list_models` beside the registered ids: your own torch model.
+USER_MODEL_FORM = (
+    "module:callable",
+    "your own torch model: build(input_shape, num_classes) -> torch.nn.Module, imported "
+    "by name (needs the torch extra)",
+)
 
 
 def _check_params(model_id: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -849,9 +957,14 @@ def list_models() -> dict[str, str]:
     Returns
     -------
     dict of str to str
-        Model id to description.
+        Model id to description; ``"module:callable"`` stands for your own torch model.
     """
-    return {model_id: description for model_id, (description, _) in _REGISTRY.items()}
+    listed = {model_id: description for model_id, (description, _, _) in _REGISTRY.items()}
+    return {**listed, USER_MODEL_FORM[0]: USER_MODEL_FORM[1]}
+
+
+#: Old spellings an unknown id is matched against, to the id that replaced them.
+_FORMER_IDS = {"demo/mnist-cnn": "cnn", "mnist-cnn": "cnn", "lenet": "cnn"}
 
 
 def get_model(
@@ -861,21 +974,25 @@ def get_model(
     num_classes: int,
     feature_shape: tuple[int, ...] | None = None,
     params: Mapping[str, Any] | None = None,
+    device: str = "auto",
 ) -> Model:
-    """Build a registered model.
+    """Build a registered model, or your own torch model ``"module:callable"``.
 
     Parameters
     ----------
     model_id : str
-        ``"logreg"``, ``"mlp"`` or ``"demo/mnist-cnn"`` (see :func:`list_models`).
+        ``"logreg"``, ``"mlp"``, ``"cnn"`` (see :func:`list_models`) or
+        ``"package.module:build"`` (see :mod:`velocity.sim.torch_models`).
     input_dim : int
         Length of one flat feature vector, >= 1.
     num_classes : int
         Number of classes, >= 2.
     feature_shape : tuple of int, optional
-        Per-sample shape before flattening; used by the CNN.
+        Per-sample shape before flattening; used by the CNN and your own models.
     params : mapping, optional
-        Model options, e.g. ``{"hidden": 128}`` for ``"mlp"``.
+        Model options, e.g. ``{"hidden": 128}`` or ``{"backend": "torch"}`` for ``"mlp"``.
+    device : str (default: "auto")
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; the numpy models run on the CPU only.
 
     Returns
     -------
@@ -885,17 +1002,23 @@ def get_model(
     Raises
     ------
     ModelError
-        Unknown id (with a close match), bad options, or a missing optional dependency.
+        Unknown id (with a close match), bad options, a missing optional dependency,
+        a device the model or the machine cannot use, or your own model failing to
+        import, build or fit the data: one line each.
     """
-    if model_id not in _REGISTRY:
-        hint = did_you_mean(model_id, list(_REGISTRY))
-        raise ModelError(
-            f"model '{shown(model_id)}' is unknown{hint}; available: {', '.join(_REGISTRY)}"
-        )
     if input_dim < 1 or num_classes < 2:
         raise ModelError(
             f"input_dim={input_dim}, num_classes={num_classes} are invalid: need "
             "input_dim >= 1 and num_classes >= 2"
         )
-    _, build = _REGISTRY[model_id]
-    return build(input_dim, num_classes, feature_shape, dict(params or {}))
+    options = dict(params or {})
+    if names_code(model_id):
+        return _build_user_model(model_id, input_dim, num_classes, feature_shape, options, device)
+    if model_id not in _REGISTRY:
+        hint = did_you_mean(model_id, {**{k: k for k in _REGISTRY}, **_FORMER_IDS})
+        raise ModelError(
+            f"model '{shown(model_id)}' is unknown{hint}; available: {', '.join(_REGISTRY)}, "
+            "or your own torch model 'module:callable'"
+        )
+    _, build, _ = _REGISTRY[model_id]
+    return build(input_dim, num_classes, feature_shape, options, device)

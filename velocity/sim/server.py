@@ -115,6 +115,7 @@ class RunResult:
     diverged: bool = False
     byzantine_clients: dict[int, str] = field(default_factory=dict)
     test_samples: int | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class DivergedError(ValueError):
@@ -123,8 +124,10 @@ class DivergedError(ValueError):
 
 @dataclass(frozen=True)
 class _Client:
+    """A client's share of the training set: row indices (not a copy) and its labels."""
+
     client_id: int
-    x: npt.NDArray[np.float32]
+    rows: npt.NDArray[np.int64]
     y: npt.NDArray[np.int64]
 
 
@@ -186,20 +189,20 @@ class VelocityServer:
             num_classes=self.dataset.num_classes,
             feature_shape=self.dataset.feature_shape,
             params=spec.model_params,
+            device=spec.device,
         )
         parts = partition(
             self.dataset.y_train,
             spec.clients,
             scheme=spec.partition,
             alpha=spec.alpha,
+            shards_per_client=spec.shards_per_client,
+            samples_per_client=spec.samples_per_client,
             seed=spec.seed,
         )
+        # The features stay in the dataset, once: a round gathers its clients' rows.
         self._clients = [
-            _Client(
-                cid,
-                np.ascontiguousarray(self.dataset.x_train[idx]),
-                np.ascontiguousarray(self.dataset.y_train[idx]),
-            )
+            _Client(cid, idx, np.ascontiguousarray(self.dataset.y_train[idx]))
             for cid, idx in enumerate(parts)
         ]
 
@@ -240,13 +243,20 @@ class VelocityServer:
             spec=spec,
             byzantine_clients=dict(orchestrator.byzantine_clients),
             test_samples=int(self.dataset.y_test.size),
+            notes=list(self.model.notes),
         )
         params = self.model.init_params(spec.seed)
+        # Every client's momentum buffer, kept across rounds (zeros before its first).
+        momenta = (
+            np.zeros((spec.clients, self.model.num_params), dtype=np.float32)
+            if spec.momentum > 0
+            else None
+        )
         checkpoints = checkpoint_dir or _checkpoint_dir(spec)
         for rnd in range(1, spec.rounds + 1):
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    params, record = self._round(rnd, params, orchestrator, data_attacks)
+                    params, record = self._round(rnd, params, orchestrator, data_attacks, momenta)
             except ValueError as exc:  # DivergedError and _core.NonFiniteError: diverged
                 result.error = f"round {rnd}: {exc}"
                 result.diverged = isinstance(exc, DivergedError | _core.NonFiniteError)
@@ -270,19 +280,30 @@ class VelocityServer:
         params: npt.NDArray[np.float32],
         orchestrator: _core.Orchestrator,
         data_attacks: set[int],
+        momenta: npt.NDArray[np.float32] | None,
     ) -> tuple[npt.NDArray[np.float32], RoundRecord]:
         spec = self.spec
         started = time.perf_counter()
         clients = self._sample_clients(rnd)
+        ids = np.array([c.client_id for c in clients], dtype=np.int64)
+        round_momenta = None if momenta is None else momenta[ids]
         updates = self.model.train_clients(
             params,
-            [(c.x, self._labels(rnd, c, orchestrator, data_attacks)) for c in clients],
+            [
+                (self.dataset.x_train[c.rows], self._labels(rnd, c, orchestrator, data_attacks))
+                for c in clients
+            ],
             epochs=spec.local_epochs,
             batch_size=spec.batch_size,
             lr=spec.lr,
             seeds=[_client_seed(spec.seed, rnd, c.client_id) for c in clients],
             prox_mu=spec.strategy.proximal_mu,
+            local_steps=spec.local_steps,
+            momentum=spec.momentum,
+            momenta=round_momenta,
         )
+        if momenta is not None and round_momenta is not None:
+            momenta[ids] = round_momenta
         updates -= params
         finite = np.isfinite(updates).all(axis=1)
         if not finite.all():
@@ -297,7 +318,7 @@ class VelocityServer:
             params,
             updates,
             np.array([c.y.size for c in clients], dtype=np.float64),
-            np.array([c.client_id for c in clients], dtype=np.int64),
+            ids,
         )
         aggregated = time.perf_counter()
         loss, accuracy = self.model.evaluate(new_params, self.dataset.x_test, self.dataset.y_test)
@@ -388,7 +409,11 @@ def check_spec(spec: RunSpec) -> int:
         train_samples=int(dataset.y_train.size),
         test_samples=int(dataset.y_test.size),
     )
-    _check_memory(train_bytes + dataset.x_train.nbytes * 2 + dataset.x_test.nbytes, what)
+    # A round gathers its clients' rows, then stacks them: at most the k largest clients.
+    k = spec.clients_per_round
+    largest = sum(sorted((c.y.size for c in server._clients), reverse=True)[:k])
+    gathered = 2 * largest * dataset.x_train[:1].nbytes
+    _check_memory(train_bytes + dataset.x_train.nbytes + gathered + dataset.x_test.nbytes, what)
     check_run_attacks(spec, dataset.num_classes)
     return int(dataset.num_classes)
 
@@ -519,6 +544,7 @@ def _summary(result: RunResult, started_at: datetime, elapsed_s: float) -> Summa
         ),
         byzantine_clients={str(k): v for k, v in sorted(result.byzantine_clients.items())},
         test_samples=result.test_samples,
+        notes=result.notes,
         detection=detection,
         checkpoint=None,
         started_at=started_at.isoformat(timespec="seconds"),

@@ -302,6 +302,11 @@ class Summary(FileModel):
     test_samples: int | None = Field(
         None, description="size of the test split (the verdict's binomial noise floor)"
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="one-line facts about how the run trained, e.g. a torch model whose "
+        "clients could not be vectorized",
+    )
     detection: Detection | None = Field(description="selection strategies only, else null")
     checkpoint: str | None = Field(
         description="the final model: relative to the run directory (checkpoint/final.npz) "
