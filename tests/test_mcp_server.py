@@ -102,8 +102,10 @@ async def test_list_strategies(client: Client) -> None:
     attacks = {a["name"]: a for a in catalog["attacks"]}
     assert "gaussian_noise" in attacks
     assert attacks["gaussian_noise"]["params"]["fraction"]["allowed"] == "(0.0, 1.0]"
-    assert "digits" in catalog["datasets"]
-    assert "logreg" in catalog["models"]
+    assert {"digits", "fashion_mnist", "idx:DIR"} <= set(catalog["datasets"])
+    assert {"logreg", "mlp", "cnn"} <= set(catalog["models"])
+    # the forms naming code to import are the CLI's only: this server refuses them
+    assert "module:callable" not in catalog["datasets"] | catalog["models"]
     assert catalog["limits"] == LIMITS.as_dict()
 
 
@@ -478,3 +480,11 @@ async def test_real_sweep_cancel(real_client: Client, monkeypatch: pytest.Monkey
     assert cancelled["state"] == "cancelled", cancelled
     status = await ok(real_client, "sweep_status", {"sweep_id": sweep_id})
     assert status["state"] == "cancelled"
+
+
+def test_an_idx_directory_under_the_root_is_resolved_inside_it(tmp_path: Path) -> None:
+    from velocity_mcp.paths import confine_dataset
+
+    (tmp_path / "fashion").mkdir()
+    assert confine_dataset(tmp_path, "idx:fashion") == f"idx:{tmp_path.resolve() / 'fashion'}"
+    assert confine_dataset(tmp_path, "fashion_mnist") == "fashion_mnist"

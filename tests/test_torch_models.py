@@ -74,6 +74,18 @@ def test_the_cnn_learns_the_digits():
     assert accuracies[-1] > 0.5 and accuracies[-1] > accuracies[0]  # chance: 10%
 
 
+def test_a_run_pins_torch_threads_to_its_num_threads():
+    server = VelocityServer(
+        "mlp", "digits", "FedAvg", rounds=1, clients=2, model_params={"backend": "torch"}
+    )
+    before = torch.get_num_threads()
+    try:
+        assert server.run(num_threads=1).error is None
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- vectorized across clients == one client at a time --------------------------------
 
 
@@ -119,6 +131,25 @@ def test_a_client_trains_the_same_alone_or_with_others():
     for (x, y), seed, row in zip(clients, [1, 2, 3], together, strict=True):
         alone = model.train_local(w0, x, y, epochs=1, batch_size=4, lr=0.1, seed=seed)
         np.testing.assert_allclose(row, alone, rtol=1e-4, atol=2e-6)
+
+
+def test_groups_bounded_by_memory_train_as_one(monkeypatch):
+    from velocity.sim import torch_models
+
+    fashion = get_model(
+        "cnn", input_dim=784, num_classes=10, feature_shape=(28, 28, 1),
+        params={"vectorize": True},
+    )  # fmt: skip
+    assert fashion.group_size(32) == 3  # 41 MB a client within 128 MiB
+    model = _cnn(vectorize=True)
+    clients = _images([21, 7, 13, 30, 4])
+    w0 = model.init_params(2)
+    training = {"epochs": 1, "batch_size": 8, "lr": 0.1, "seeds": [1, 2, 3, 4, 5]}
+    whole = model.train_clients(w0, clients, **training)
+    per_client = 4 * (3 * 8 * model.activation_floats + 4 * model.num_params)
+    monkeypatch.setattr(torch_models, "VMAP_BYTES", 2 * per_client)
+    assert model.group_size(8) == 2
+    np.testing.assert_allclose(model.train_clients(w0, clients, **training), whole, atol=2e-6)
 
 
 def test_whole_epochs_of_steps_equal_local_epochs():

@@ -78,8 +78,11 @@ DATASET_FORMS = ("idx:DIR", "module:callable", "owner/name")
 
 
 def names_code(identifier: str) -> bool:
-    """Whether a dataset or model id names code to import (``module:callable``)."""
-    return IMPORT_ID.match(identifier) is not None
+    """Whether a dataset or model id names code to import (``module:callable``).
+
+    ``idx:DIR`` is a directory of IDX files, not code (so no module named ``idx``).
+    """
+    return not identifier.startswith(IDX_PREFIX) and IMPORT_ID.match(identifier) is not None
 
 
 def list_datasets() -> dict[str, str]:

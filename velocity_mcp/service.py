@@ -193,8 +193,8 @@ class SweepService:
                     "cannot list the datasets and models: `velocity strategies --json` failed"
                     + (f" ({tail})" if tail else "")
                 )
-            self._registry = {
-                key: {str(k): str(v) for k, v in (data.get(key) or {}).items()}
+            self._registry = {  # without the module:callable forms: never imported here
+                key: {str(k): str(v) for k, v in (data.get(key) or {}).items() if not names_code(k)}
                 for key in ("datasets", "models")
             }
         return self._registry

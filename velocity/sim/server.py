@@ -37,6 +37,7 @@ from velocity.sim.data import (
     partition,
 )
 from velocity.sim.models import Model, estimate_training_bytes, get_model
+from velocity.sim.torch_models import TorchModel
 from velocity.spec import RunSpec, check_attacks, check_class_ids
 from velocity.sweepdir import files, names
 from velocity.sweepdir.checkpoints import Checkpoint, resolve_storage, save_checkpoint
@@ -225,8 +226,12 @@ class VelocityServer:
 
         The final model (and every ``checkpoint_every`` rounds) is saved to
         ``checkpoint_dir``, by default the spec's ``storage`` (none if unset).
+        ``num_threads`` pins the Rust core's pool and a torch model's intra-op threads
+        (``torch.set_num_threads``); None leaves both at their defaults.
         """
         spec = self.spec
+        if num_threads is not None and isinstance(self.model, TorchModel):
+            self.model.set_num_threads(num_threads)
         orchestrator = _core.Orchestrator(
             spec.strategy.to_core(),
             [(a.type, a.params) for a in spec.attacks],

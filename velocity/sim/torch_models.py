@@ -35,7 +35,8 @@ step on its minibatch B_c with weights :math:`\\omega_{cj} = 1/|B_c|`,
     w_c \\leftarrow w_c - \\eta\\, m_c
 
 (:math:`m_c = g_c` when :math:`\\beta = 0`). **Vectorized across clients:** the
-clients of a round train together, up to :data:`VMAP_CLIENTS` at a time, as one
+clients of a round train together, in groups of at most :data:`VMAP_CLIENTS` whose
+estimated training memory fits :data:`VMAP_BYTES` (:meth:`TorchModel.group_size`), as one
 batched program: their parameters are stacked ``(k, *shape)`` and
 ``torch.func.vmap(torch.func.grad(loss))`` over ``torch.func.functional_call``
 computes the k gradients in one call per step; a client with fewer samples is
@@ -49,8 +50,9 @@ each client's training in turn).
 **Device:** ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else the CPU;
 ``"cuda"`` without a GPU is refused. Deterministic algorithms are on
 (``torch.use_deterministic_algorithms(True)``, with ``CUBLAS_WORKSPACE_CONFIG``
-set for CUDA), so a seed fixes the result on a device. Torch's intra-op threads follow
-``OMP_NUM_THREADS``, which a sweep's worker pins to 1.
+set for CUDA), so a seed fixes the result on a device. Torch's intra-op threads are
+the run's ``num_threads`` (:meth:`TorchModel.set_num_threads`; one per sweep worker,
+which also pins ``OMP_NUM_THREADS`` to 1).
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ from velocity.sim.models import (
 
 __all__ = ["VMAP_CLIENTS", "TorchModel", "build_cnn", "build_torch_mlp", "build_user_model"]
 
-#: The most clients one vmap call trains together (bounds the activations' memory).
+#: The most clients one vmap call trains together.
 VMAP_CLIENTS = 20
+#: The memory a vmap group's activations and parameter stacks may take (estimated).
+VMAP_BYTES = 128 * 2**20
 #: Samples per forward pass when evaluating.
 _EVAL_BATCH = 2048
 #: The hint of every "needs torch" error.
@@ -161,7 +165,10 @@ class TorchModel(Model):
             net = _checked_module(torch, model_id, factory)
         self._net = net.to(device)
         self.input_shape = _module_shape(layout)
-        _check_output(torch, model_id, self._net, self.input_shape, num_classes, device)
+        #: Floats one sample's forward pass produces (every leaf module's outputs).
+        self.activation_floats = _check_output(
+            torch, model_id, self._net, self.input_shape, num_classes, device
+        )
         self._net.train()
         self._names = [name for name, _ in self._net.named_parameters()]
         shapes = [(name, tuple(p.shape)) for name, p in self._net.named_parameters()]
@@ -202,6 +209,32 @@ class TorchModel(Model):
             )
             return False
         return True
+
+    def group_size(self, batch_size: int) -> int:
+        """Clients per vmap call: at most :data:`VMAP_CLIENTS`, within :data:`VMAP_BYTES`.
+
+        One client of a group holds, in float32, its minibatch's activations three
+        times (forward outputs, the saved inputs of the backward pass, their
+        gradients) and four parameter-sized stacks (its weights, gradient, momentum
+        and the result):
+
+        .. math::
+
+            \\text{bytes} = 4 \\, (3 B a + 4 P)
+
+        with B ``batch_size``, a :attr:`activation_floats` and P ``num_params``.
+        (the LeNet ``cnn`` on 28x28 images, B = 32: a = 88,074, about 41 MB a client, so
+        3 clients a group.)
+        Without vmap, 1.
+        """
+        if not self.vectorized:
+            return 1
+        per_client = 4 * (3 * batch_size * self.activation_floats + 4 * self.num_params)
+        return max(1, min(VMAP_CLIENTS, VMAP_BYTES // per_client))
+
+    def set_num_threads(self, num_threads: int) -> None:
+        """Pin torch's intra-op threads (``torch.set_num_threads``, process-wide)."""
+        self._torch.set_num_threads(num_threads)
 
     # --- the Model contract --------------------------------------------------------
 
@@ -294,7 +327,7 @@ class TorchModel(Model):
         momentum: float = 0.0,
         momenta: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Train the clients in groups of :data:`VMAP_CLIENTS` (one at a time without vmap).
+        """Train the clients in groups of :meth:`group_size` (one at a time without vmap).
 
         Clients are sorted by size, largest first, as the numpy models do, so the
         clients with samples left at a step of an epoch are a prefix of the group.
@@ -307,7 +340,7 @@ class TorchModel(Model):
         order = [int(i) for i in np.argsort([-len(y) for _, y in clients], kind="stable")]
         start = self._as_tensor(params)
         out = torch.empty((len(clients), self.num_params), dtype=torch.float32)
-        group = VMAP_CLIENTS if self.vectorized else 1
+        group = self.group_size(batch_size)
         for lo in range(0, len(order), group):
             members = order[lo : lo + group]
             buffers = (
@@ -604,10 +637,18 @@ def _check_output(
     input_shape: tuple[int, ...],
     num_classes: int,
     device: Any,
-) -> None:
+) -> int:
     """Two zero samples through ``net`` (in eval mode: no buffer changes): the output
-    must be ``(2, num_classes)``."""
+    must be ``(2, num_classes)``. Returns the floats one sample's forward pass produces
+    (the outputs of every module without children)."""
     probe = torch.zeros((2, *input_shape), device=device)
+    produced = [0]
+
+    def count(module: Any, inputs: Any, output: Any) -> None:
+        tensors = output if isinstance(output, tuple | list) else (output,)
+        produced[0] += sum(t.numel() for t in tensors if isinstance(t, torch.Tensor))
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not any(m.children())]
     net.eval()
     try:
         with torch.no_grad():
@@ -617,9 +658,13 @@ def _check_output(
             f"model '{model_id}' cannot take samples of shape {input_shape} (the dataset's, "
             f"{'channels first' if len(input_shape) == 3 else 'flat'}): {exception_text(exc)}"
         ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
     found = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if found != (2, num_classes):
         raise ModelError(
             f"model '{model_id}' returns {found} for 2 samples of shape {input_shape}; "
             f"expected logits of shape (2, {num_classes}): one output per class"
         )
+    return max(1, produced[0] // 2)
