@@ -16,16 +16,65 @@ same ``python3``.
 
 ``python3 bench/_flower_env.py requirements`` prints the requirement lines;
 :func:`load_flower_aggregate` imports Flower's aggregation functions or says why not.
+
+**torch** (only ``bench/e2e_flower_cnn.py`` needs it there) is not downloaded a second
+time: ``python3 bench/_flower_env.py link-torch`` (:func:`link_torch`) symlinks the
+torch that ``make install`` put in ``.venv`` — the ``torch`` distribution and those
+of its requirements that ``.bench-venv`` lacks, nothing else — into
+``.bench-venv/venv-torch/`` and lists that folder in a ``.pth`` file, so it comes
+last on ``sys.path``: every package ``.bench-venv`` has itself (numpy, Flower's pins)
+still wins. Both environments come from the same ``python3``, so the compiled
+wheels fit.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+#: The folder of symlinks into ``.venv`` that :func:`link_torch` puts on ``.bench-venv``'s path.
+TORCH_LINKS = "venv-torch"
+_PTH = "velocity-venv-torch.pth"
+# Run in .venv: torch's distribution and its installed requirements, each with the
+# top-level entries of site-packages it owns.
+_CLOSURE = r"""
+import json, re, importlib.metadata as md
+todo, seen, out = ["torch"], set(), {}
+while todo:
+    name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+    if name in seen:
+        continue
+    seen.add(name)
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        continue
+    tops = {str(f).split("/")[0] for f in dist.files or () if not str(f).startswith("..")}
+    out[name] = sorted(t for t in tops if t != "__pycache__")
+    for req in dist.requires or ():
+        if "extra ==" not in req:
+            todo.append(re.match(r"[A-Za-z0-9._-]+", req).group(0))
+import site
+print(json.dumps({"site": site.getsitepackages()[0], "dists": out}))
+"""
+_INSTALLED = r"""
+import json, sys, importlib.metadata as md
+have = []
+for name in json.loads(sys.argv[1]):
+    try:
+        md.distribution(name)
+        have.append(name)
+    except md.PackageNotFoundError:
+        pass
+import site
+print(json.dumps({"site": site.getsitepackages()[0], "have": have}))
+"""
 
 #: The Flower release the benchmarks compare against (the issues' reference numbers),
 #: with its simulation engine (Ray) for the end-to-end comparison.
@@ -59,8 +108,53 @@ def load_flower_aggregate() -> tuple[ModuleType | None, str]:
     return aggregate, f"flwr {flwr.__version__}"
 
 
+def _python_json(python: Path, script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(python), "-c", script, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(f"{python} could not list its packages:\n{done.stderr[-1500:]}")
+    return json.loads(done.stdout)
+
+
+def link_torch(source: Path = REPO / ".venv", target: Path = REPO / ".bench-venv") -> str:
+    """Make ``source``'s torch importable in ``target`` without a download; its version.
+
+    Symlinks torch's distribution and the requirements ``target`` lacks into
+    ``target/venv-torch`` and appends that folder to ``target``'s path with a ``.pth``
+    file (see the module docstring). Idempotent; exits with a message if ``source`` has
+    no torch (``make install`` puts it there).
+    """
+    found = _python_json(source / "bin" / "python", _CLOSURE)
+    dists: dict[str, list[str]] = found["dists"]
+    if "torch" not in dists:
+        sys.exit(f"{source} has no torch to share: run `make install` first")
+    there = _python_json(target / "bin" / "python", _INSTALLED, json.dumps(sorted(dists)))
+    links = target / TORCH_LINKS
+    links.mkdir(exist_ok=True)
+    for name, tops in dists.items():
+        if name in there["have"]:
+            continue  # .bench-venv's own copy stays the one imported
+        for top in tops:
+            link = links / top
+            if not link.exists():
+                link.symlink_to(Path(found["site"]) / top)
+    (Path(there["site"]) / _PTH).write_text(f"{links.resolve()}\n")
+    done = subprocess.run(
+        [str(target / "bin" / "python"), "-c", "import torch; print(torch.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"torch linked from {source} does not import in {target}:\n{done.stderr[-1500:]}")
+    return done.stdout.strip()
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["requirements"]:
         print("\n".join(requirements()))
+    elif sys.argv[1:] == ["link-torch"]:
+        print(f"torch {link_torch()} from .venv linked into .bench-venv/{TORCH_LINKS}")
     else:
-        sys.exit("usage: python bench/_flower_env.py requirements")
+        sys.exit("usage: python bench/_flower_env.py requirements | link-torch")
