@@ -134,9 +134,9 @@ def as_tensors(torch: Any, images: np.ndarray, labels: np.ndarray) -> tuple[Any,
 def velocity_cnn(torch: Any, seed: int) -> tuple[Any, np.ndarray]:
     """velocity's ``cnn`` module with its seeded initial weights, and velocity's own vector.
 
-    The module comes from the factory velocity's builder holds, called under
-    ``torch.manual_seed(seed)`` as :meth:`TorchModel.init_params` calls it; the second
-    value is ``init_params(seed)`` itself, so callers can check that they agree.
+    The module is :meth:`TorchModel.build_module`, the one :meth:`TorchModel.init_params`
+    flattens; the second value is ``init_params(seed)`` itself, so callers can check that
+    they agree.
     """
     from velocity.sim.torch_models import build_cnn
 
@@ -147,10 +147,7 @@ def velocity_cnn(torch: Any, seed: int) -> tuple[Any, np.ndarray]:
         feature_shape=(28, 28, 1),
         device=torch.device("cpu"),
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = model._factory()  # the builder's module factory (no public accessor yet)
-    return net, model.init_params(seed)
+    return model.build_module(seed), model.init_params(seed)
 
 
 @functools.lru_cache(maxsize=1)

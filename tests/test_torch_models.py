@@ -49,6 +49,9 @@ def test_cnn_parameters_are_one_seeded_float32_vector():
     assert [name for name, _ in model.shapes] == list(views)
     assert views["0.weight"].shape == (32, 1, 5, 5)  # conv 5x5, 1 -> 32 channels
     assert model.input_shape == (1, 8, 8)
+    net = model.build_module(3)  # the module behind the vector, for code outside velocity
+    flat = torch.nn.utils.parameters_to_vector(net.parameters()).detach().numpy()
+    np.testing.assert_array_equal(flat, w)
 
 
 def test_cnn_gradient_matches_central_differences(digits):

@@ -238,12 +238,18 @@ class TorchModel(Model):
 
     # --- the Model contract --------------------------------------------------------
 
-    def init_params(self, seed: int) -> np.ndarray:
-        """The module's own initialisation under ``torch.manual_seed(seed)``, flattened."""
+    def build_module(self, seed: int) -> Any:
+        """A fresh ``torch.nn.Module`` of this model (on the CPU), initialised under
+        ``torch.manual_seed(seed)``: its parameters flattened are :meth:`init_params`."""
         torch = self._torch
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = self._factory()
+            return self._factory()
+
+    def init_params(self, seed: int) -> np.ndarray:
+        """The module's own initialisation under ``torch.manual_seed(seed)``, flattened."""
+        torch = self._torch
+        net = self.build_module(seed)
         vector = torch.nn.utils.parameters_to_vector(net.parameters())
         return np.ascontiguousarray(vector.detach().cpu().numpy(), dtype=np.float32)
 
