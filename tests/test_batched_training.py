@@ -133,12 +133,16 @@ def test_train_local_is_train_clients_with_one_client(model_id, params):
     np.testing.assert_array_equal(local, model.train_clients(w0, [(x, y)], seeds=[3], **kwargs)[0])
 
 
-def test_the_default_train_clients_loops_over_train_local():
+def test_each_stacked_client_trains_as_it_would_alone():
     model, w0, clients = _setup("mlp", {"hidden": 5})
-    kwargs = {"epochs": 2, "batch_size": 5, "lr": LR, "seeds": SEEDS, "prox_mu": 0.1}
-    looped = Model.train_clients(model, w0, clients, **kwargs)
-    assert looped.dtype == np.float32 and looped.shape == (len(clients), model.num_params)
-    np.testing.assert_allclose(looped, model.train_clients(w0, clients, **kwargs), atol=1e-7)
+    kwargs = {"epochs": 2, "batch_size": 5, "lr": LR, "prox_mu": 0.1}
+    stacked = model.train_clients(w0, clients, seeds=SEEDS, **kwargs)
+    assert stacked.dtype == np.float32 and stacked.shape == (len(clients), model.num_params)
+    alone = [
+        model.train_local(w0, x, y, seed=seed, **kwargs)
+        for (x, y), seed in zip(clients, SEEDS, strict=True)
+    ]
+    np.testing.assert_allclose(stacked, np.stack(alone), atol=1e-7)
 
 
 @pytest.mark.parametrize(

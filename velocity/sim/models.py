@@ -167,7 +167,6 @@ class Model(ABC):
     def evaluate(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Return the mean cross-entropy and the accuracy of ``params`` on ``(x, y)``."""
 
-    @abstractmethod
     def train_local(
         self,
         params: np.ndarray,
@@ -187,7 +186,7 @@ class Model(ABC):
 
         Each epoch visits the samples in a fresh seeded order. With ``prox_mu > 0`` the
         proximal term pulls towards the ``params`` passed in. ``params`` is not modified;
-        ``momentum_buffer`` is, in place.
+        ``momentum_buffer`` is, in place. One client through :meth:`train_clients`.
 
         Parameters
         ----------
@@ -220,7 +219,21 @@ class Model(ABC):
         np.ndarray
             New flat float32 parameters.
         """
+        momenta = None if momentum_buffer is None else momentum_buffer[np.newaxis]
+        return self.train_clients(
+            params,
+            [(x, y)],
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seeds=[seed],
+            prox_mu=prox_mu,
+            local_steps=local_steps,
+            momentum=momentum,
+            momenta=momenta,
+        )[0]
 
+    @abstractmethod
     def train_clients(
         self,
         params: np.ndarray,
@@ -238,9 +251,9 @@ class Model(ABC):
         """Train every client from the same ``params``, as :meth:`train_local` would.
 
         Client ``i`` trains on ``clients[i]`` with ``seeds[i]``; its result does not
-        depend on the other clients (up to float rounding). This default calls
-        :meth:`train_local` once per client; the numpy models train the clients together
-        on stacked parameters.
+        depend on the other clients (up to float rounding). The numpy models train the
+        clients together on stacked parameters, the torch models with vmap (or one at a
+        time).
 
         Parameters
         ----------
@@ -273,26 +286,6 @@ class Model(ABC):
             ``(len(clients), num_params)`` float32: row ``i`` is client ``i``'s new
             parameters.
         """
-        _check_clients(clients, seeds)
-        _check_momenta(momentum, momenta, len(clients), self.num_params)
-        return np.stack(
-            [
-                self.train_local(
-                    params,
-                    x,
-                    y,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    lr=lr,
-                    seed=seed,
-                    prox_mu=prox_mu,
-                    local_steps=local_steps,
-                    momentum=momentum,
-                    momentum_buffer=None if momenta is None else momenta[i],
-                )
-                for i, ((x, y), seed) in enumerate(zip(clients, seeds, strict=True))
-            ]
-        )
 
     def _check_data(
         self, x: np.ndarray, y: np.ndarray, dtype: Any
@@ -541,35 +534,6 @@ class _NumpyModel(Model):
         x, y = self._check_data(x, y, np.float32)
         logits = self._logits(self._views(params[np.newaxis]), x[np.newaxis])
         return _xent_and_accuracy(logits[0], y)
-
-    def train_local(
-        self,
-        params: np.ndarray,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        seed: int,
-        prox_mu: float = 0.0,
-        local_steps: int | None = None,
-        momentum: float = 0.0,
-        momentum_buffer: np.ndarray | None = None,
-    ) -> np.ndarray:
-        momenta = None if momentum_buffer is None else momentum_buffer[np.newaxis]
-        return self.train_clients(
-            params,
-            [(x, y)],
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seeds=[seed],
-            prox_mu=prox_mu,
-            local_steps=local_steps,
-            momentum=momentum,
-            momenta=momenta,
-        )[0]
 
     def train_clients(
         self,

@@ -290,35 +290,6 @@ class TorchModel(Model):
             self._net.train()
         return _xent_and_accuracy(logits.double().cpu().numpy(), np.asarray(y, dtype=np.int64))
 
-    def train_local(
-        self,
-        params: np.ndarray,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        seed: int,
-        prox_mu: float = 0.0,
-        local_steps: int | None = None,
-        momentum: float = 0.0,
-        momentum_buffer: np.ndarray | None = None,
-    ) -> np.ndarray:
-        momenta = None if momentum_buffer is None else momentum_buffer[np.newaxis]
-        return self.train_clients(
-            params,
-            [(x, y)],
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seeds=[seed],
-            prox_mu=prox_mu,
-            local_steps=local_steps,
-            momentum=momentum,
-            momenta=momenta,
-        )[0]
-
     def train_clients(
         self,
         params: np.ndarray,
