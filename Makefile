@@ -91,7 +91,7 @@ ci: rust-check lint stubtest test
 
 ## bench: every benchmark (bench/README.md): kernels, end to end vs Flower, growth,
 ## sweep scaling, Ray overhead, the literature table; one at a time with the targets below
-bench: bench-kernels bench-e2e bench-e2e-cnn bench-growth bench-sweep bench-ray bench-literature bench-vectorized
+bench: bench-kernels bench-byzfl bench-e2e bench-e2e-cnn bench-growth bench-sweep bench-ray bench-literature bench-vectorized
 
 .PHONY: bench-sweep bench-ray
 bench-sweep: install
@@ -120,6 +120,17 @@ bench-kernels: install .bench-venv
 	  $(PYTHON) bench/_flower_env.py requirements > $@/requirements.txt && \
 	  $@/bin/pip install -q --upgrade pip && $@/bin/pip install -q -r $@/requirements.txt; } \
 	  || { rm -rf $@; exit 1; }
+
+## bench-byzfl: pre-aggregators and adaptive attacks vs ByzFL 0.0.11 (n=50, d=10^6), and
+## each adaptive attack's per-round cost vs one aggregation. ByzFL goes into .bench-venv
+## without its training-framework dependencies; torch is .venv's, linked.
+.PHONY: bench-byzfl
+bench-byzfl: install .bench-venv
+	.bench-venv/bin/python -c "import torch" 2>/dev/null || $(PYTHON) bench/_flower_env.py link-torch
+	.bench-venv/bin/python -c "import importlib.metadata as m; m.version('byzfl')" 2>/dev/null || \
+	  { .bench-venv/bin/pip install -q --no-deps $$($(PYTHON) bench/_flower_env.py byzfl-requirements) && \
+	    .bench-venv/bin/pip install -q $$($(PYTHON) bench/_flower_env.py byzfl-kernel-deps); }
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .bench-venv/bin/python bench/byzfl_kernels.py $(BENCH_ARGS)
 
 ## bench-vectorized: one round of 20 torch clients trained with vmap vs one at a time
 .PHONY: bench-vectorized

@@ -14,6 +14,11 @@ and import the extension that ``make install`` built in the tree
 (``velocity/_core.*.so``), which works because both environments come from the
 same ``python3``.
 
+**ByzFL** (``bench/byzfl_kernels.py``: pre-aggregators and adaptive attacks) goes
+into the same environment without its dependencies (``byzfl-requirements``; its
+training framework's torchvision and seaborn are not needed), plus scipy
+(``byzfl-kernel-deps``); :func:`load_byzfl` imports its kernels.
+
 ``python3 bench/_flower_env.py requirements`` prints the requirement lines;
 :func:`load_flower_aggregate` imports Flower's aggregation functions or says why not.
 
@@ -80,12 +85,51 @@ print(json.dumps({"site": site.getsitepackages()[0], "have": have}))
 #: with its simulation engine (Ray) for the end-to-end comparison.
 FLOWER_REQUIREMENT = "flwr[simulation]==1.42.0"
 
+#: The ByzFL release the pre-aggregator and adaptive-attack benchmarks compare against
+#: (bench/byzfl_kernels.py). Installed without its dependencies (torchvision, seaborn,
+#: matplotlib are only for its training framework): its kernels need numpy, scipy and
+#: torch, the last linked from .venv (:func:`link_torch`).
+BYZFL_REQUIREMENTS = ["byzfl==0.0.11"]
+BYZFL_KERNEL_DEPS = ["scipy"]
+
 
 def requirements() -> list[str]:
     """Flower plus velocity's runtime dependencies, read from pyproject.toml."""
     with open(REPO / "pyproject.toml", "rb") as fh:
         deps = tomllib.load(fh)["project"]["dependencies"]
     return [FLOWER_REQUIREMENT, *deps]
+
+
+def load_byzfl() -> tuple[tuple[ModuleType, ModuleType] | None, str]:
+    """``((byzfl.aggregators, byzfl.attacks), "byzfl X.Y.Z")`` or ``(None, why not)``.
+
+    ByzFL's package ``__init__`` imports its training framework (torchvision); the
+    kernels live in ``byzfl.aggregators`` and ``byzfl.attacks``, which need only
+    numpy, scipy and torch. The package is therefore registered without running its
+    ``__init__`` and those two subpackages imported from it.
+    """
+    import importlib.machinery
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        version = importlib.metadata.version("byzfl")
+        spec = importlib.util.find_spec("byzfl")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("byzfl has no package directory")
+        package = importlib.util.module_from_spec(
+            importlib.machinery.ModuleSpec("byzfl", None, is_package=True)
+        )
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules.setdefault("byzfl", package)
+        import byzfl.aggregators as aggregators
+        import byzfl.attacks as attacks
+    except Exception as exc:  # not installed, or torch/scipy missing
+        return None, (
+            f"ByzFL not importable in {sys.executable} ({type(exc).__name__}: {exc}); "
+            "run `make bench-byzfl`, which installs it into .bench-venv"
+        )
+    return (aggregators, attacks), f"byzfl {version}"
 
 
 def use_repo_velocity() -> None:
@@ -156,5 +200,12 @@ if __name__ == "__main__":
         print("\n".join(requirements()))
     elif sys.argv[1:] == ["link-torch"]:
         print(f"torch {link_torch()} from .venv linked into .bench-venv/{TORCH_LINKS}")
+    elif sys.argv[1:] == ["byzfl-requirements"]:
+        print("\n".join(BYZFL_REQUIREMENTS))
+    elif sys.argv[1:] == ["byzfl-kernel-deps"]:
+        print("\n".join(BYZFL_KERNEL_DEPS))
     else:
-        sys.exit("usage: python bench/_flower_env.py requirements | link-torch")
+        sys.exit(
+            "usage: python bench/_flower_env.py "
+            "requirements | link-torch | byzfl-requirements | byzfl-kernel-deps"
+        )

@@ -589,7 +589,7 @@ def test_aliases_and_case() -> None:
         ("innerproduct", "ipm"),
         ("zer0", "zero"),
         ("xyzzy", None),
-        ("Mimic", None),
+        ("Inf", None),
     ],
 )
 def test_python_and_rust_suggest_the_same_name(name: str, suggestion: str | None) -> None:
@@ -828,7 +828,7 @@ def test_attack_schemas_mark_class_ids() -> None:
     for schema in schemas.values():
         for spec in schema["params"].values():
             if spec["type"] == "int":
-                assert spec["max"] == 1_000_000, spec  # every int parameter is bounded
+                assert 1 <= spec["max"] <= 1_000_000, spec  # every int parameter is bounded
 
 
 # --------------------------------------------------------------------------- the command itself

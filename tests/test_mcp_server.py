@@ -78,6 +78,7 @@ async def test_tools_have_bounded_schemas_and_output_schemas(client: Client) -> 
         "sweep_status",
         "sweep_compare",
         "sweep_cancel",
+        "sweep_extend",
         "list_sweeps",
     }
     for tool in tools.values():

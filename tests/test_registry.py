@@ -47,7 +47,7 @@ def test_written_classes_agree_with_their_entry(cls: type[Strategy]) -> None:
     """Fields, types, defaults and summary line (also enforced at import)."""
     schema = REGISTRY[cls.name]
     assert registry_mismatches(cls, schema) == []
-    fields = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f.default for f in strategy_module.param_fields(cls)}
     assert fields == {name: p["default"] for name, p in schema["params"].items()}
     assert cls.reference == schema["reference"]
     assert cls.aliases == tuple(schema["aliases"])
@@ -77,7 +77,8 @@ def test_an_entry_without_a_class_gets_a_generated_one() -> None:
     """What a new registry entry gets: a frozen dataclass with the entry's fields."""
     cls = strategy_module._generated("Bulyan", REGISTRY["Bulyan"])
     assert cls.__module__ == "velocity.strategy" and cls.__name__ == "Bulyan"
-    assert [f.name for f in dataclasses.fields(cls)] == ["f", "m"]  # type: ignore[arg-type]
+    assert [f.name for f in dataclasses.fields(cls)] == ["pre", "f", "m"]  # type: ignore[arg-type]
+    assert [f.name for f in strategy_module.param_fields(cls)] == ["f", "m"]
     assert (cls.__doc__ or "").startswith(REGISTRY["Bulyan"]["description"])
     made = cls(f=2, m="5")  # type: ignore[call-arg]
     assert made.to_core() == _core.Strategy("Bulyan", {"f": 2, "m": 5})

@@ -89,6 +89,38 @@ def test_a_run_pins_torch_threads_to_its_num_threads():
         torch.set_num_threads(before)
 
 
+def test_conv_clients_train_concurrently_with_the_same_bits():
+    model = _cnn()  # on the CPU: one client at a time, so concurrently with 2 threads
+    assert not model.vectorized
+    clients = _images([37, 12, 25, 5, 18])
+    w0 = model.init_params(2)
+    x_test, y_test = _images([300], seed=9)[0]
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2, 3):
+            model.set_num_threads(threads)
+            assert model.concurrent_clients == threads and torch.get_num_threads() == 1
+            momenta = np.zeros((len(clients), model.num_params), dtype=np.float32)
+            out = model.train_clients(
+                w0, clients, epochs=1, batch_size=8, lr=0.1, seeds=[5, 6, 7, 8, 9],
+                momentum=0.9, momenta=momenta,
+            )  # fmt: skip
+            runs.append((out, momenta, model.evaluate(out[0], x_test, y_test)))
+    finally:
+        torch.set_num_threads(before)
+    for out, momenta, scores in runs[1:]:
+        np.testing.assert_array_equal(out, runs[0][0])
+        np.testing.assert_array_equal(momenta, runs[0][1])
+        assert scores == runs[0][2]
+    mlp = get_model("mlp", input_dim=64, num_classes=10, params={"backend": "torch"})
+    try:
+        mlp.set_num_threads(2)  # vectorized: the threads go to torch's intra-op pool
+        assert mlp.concurrent_clients == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- vectorized across clients == one client at a time --------------------------------
 
 

@@ -18,6 +18,9 @@ _EXPORTS = {
     "parse_attack": "velocity.attacks",
     "valid_attacks": "velocity.attacks",
     "load_results": "velocity.sweepdir.results",
+    "PreAggregator": "velocity.preagg",
+    "parse_preaggregator": "velocity.preagg",
+    "preaggregator_schemas": "velocity.preagg",
     "ALL_STRATEGIES": "velocity.strategy",
     "Strategy": "velocity.strategy",
     "parse_strategy": "velocity.strategy",
@@ -31,6 +34,9 @@ if TYPE_CHECKING:  # the same names for type checkers (``x as x``: an explicit r
     from velocity.attacks import attack_schemas as attack_schemas
     from velocity.attacks import parse_attack as parse_attack
     from velocity.attacks import valid_attacks as valid_attacks
+    from velocity.preagg import PreAggregator as PreAggregator
+    from velocity.preagg import parse_preaggregator as parse_preaggregator
+    from velocity.preagg import preaggregator_schemas as preaggregator_schemas
     from velocity.strategy import ALL_STRATEGIES as ALL_STRATEGIES
     from velocity.strategy import Strategy as Strategy
     from velocity.strategy import parse_strategy as parse_strategy

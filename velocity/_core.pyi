@@ -23,6 +23,8 @@ __all__ = [
     "attack_name",
     "attack_schemas",
     "byzantine_counts",
+    "preaggregator_name",
+    "preaggregator_schemas",
     "strategy_schemas",
     "valid_attacks",
     "validate_attack",
@@ -78,10 +80,28 @@ class StrategySchema(TypedDict):
     uses_previous_aggregate: bool
     """Aggregation reads the previous round's aggregate (CenteredClipping)."""
 
+class PreAggSchema(TypedDict):
+    """One pre-aggregator's registry entry: what it computes, its paper, its
+    parameters (the strategies' ``ParamSchema`` shape) and its other names."""
+
+    description: str
+    reference: str
+    params: dict[str, ParamSchema]
+    aliases: list[str]
+    """Other accepted names (ByzFL's, papers')."""
+    tolerance: str | None
+    """The count parameter that sets the Byzantine clients it is tuned for (NNM's
+    and ARC's ``f``); None when it has none."""
+    seeded: bool
+    """Draws randomness keyed by (seed, round): Bucketing's permutation."""
+
 class AttackSchema(TypedDict):
     """One attack: its kind, what it does, its paper, and its parameters."""
 
     kind: Literal["update", "data"]
+    adaptive: bool
+    """In the adaptive set (``--attacks adaptive``): it optimises against the
+    robust rules."""
     description: str
     reference: str
     params: dict[str, ParamSchema]
@@ -113,16 +133,24 @@ class NonFiniteError(ValueError):
 
 @final
 class Strategy:
-    """An immutable, validated aggregation rule: a registry entry and its parameters.
+    """An immutable, validated aggregation rule: a registry entry and its parameters,
+    after the pre-aggregators ``pre`` (run in order).
 
-    ``Strategy(name, params)`` checks ``params`` against the entry of ``name`` (or an
-    alias) and fills the defaults; a bad value is a ``ValueError`` naming
-    ``Name.param``, the value and the range. The named factories below are the
-    nine original rules' typed constructors (a wrong type is a ``TypeError``);
-    a newly registered strategy has none.
+    ``Strategy(name, params, pre)`` checks ``params`` against the entry of ``name``
+    (or an alias) and fills the defaults; a bad value is a ``ValueError`` naming
+    ``Name.param``, the value and the range. ``pre`` is a list of ``(name, params)``
+    pairs (``params`` a dict or None), checked the same way (``NNM.f``). The named
+    factories below are the nine original rules' typed constructors (a wrong type
+    is a ``TypeError``) and have no pre-aggregators; a newly registered strategy
+    has none. The properties describe the rule; ``pre`` the stages before it.
     """
 
-    def __new__(cls, name: str, params: dict[str, Any] | None = None) -> Strategy: ...
+    def __new__(
+        cls,
+        name: str,
+        params: dict[str, Any] | None = None,
+        pre: list[tuple[str, dict[str, Any] | None]] | None = None,
+    ) -> Strategy: ...
     @staticmethod
     def fedavg() -> Strategy: ...
     @staticmethod
@@ -142,10 +170,15 @@ class Strategy:
     @staticmethod
     def centered_clipping(tau: float, iters: int) -> Strategy: ...
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The rule's registered name."""
     @property
     def params(self) -> dict[str, Any]:
-        """Every parameter with its value (defaults filled), in schema order."""
+        """Every parameter of the rule with its value (defaults filled), in schema order."""
+    @property
+    def pre(self) -> list[tuple[str, dict[str, int | float | None]]]:
+        """The pre-aggregators run before the rule, in order: (registered name,
+        every parameter with its value)."""
     @property
     def is_selection(self) -> bool: ...
     @property
@@ -158,7 +191,8 @@ class Strategy:
     def uses_previous_aggregate(self) -> bool:
         """Whether aggregation reads the previous round's aggregate."""
     def check_clients(self, n: int) -> None:
-        """Raise ValueError when n clients are too few for this strategy."""
+        """Raise ValueError when n clients are too few for this strategy (each
+        pre-aggregator on the rows it receives, then the rule)."""
     def configured_byzantine(self, n: int) -> int | None:
         """Byzantine clients per round among n this configuration tolerates (None
         for rules without such a parameter)."""
@@ -168,15 +202,26 @@ def aggregate(
     updates: npt.NDArray[np.float32],
     weights: npt.NDArray[np.float64],
     num_threads: int | None = None,
+    seed: int = 0,
+    round: int = 0,
 ) -> tuple[npt.NDArray[np.float32], list[int] | None]:
     """Aggregate an n×d update matrix into a d-vector.
 
-    Returns the aggregate and, for selection strategies (Krum, MultiKrum,
-    Bulyan), the sorted row indices they kept (``None`` otherwise).
+    Runs the strategy's pre-aggregators, then its rule; ``seed`` and ``round`` key
+    the seeded pre-aggregators (Bucketing's permutation). Returns the aggregate
+    and, for selection strategies (Krum, MultiKrum, Bulyan), the sorted input
+    row indices they kept (``None`` otherwise).
     """
 
 def strategy_schemas() -> dict[str, StrategySchema]:
     """Every strategy's registry entry, in registry (catalog) order."""
+
+def preaggregator_schemas() -> dict[str, PreAggSchema]:
+    """Every pre-aggregator's registry entry, in registry order."""
+
+def preaggregator_name(name: str) -> str:
+    """The registered name for a pre-aggregator name or alias, ignoring case, ``_``,
+    ``-``, spaces and dots (ValueError with the close match otherwise)."""
 
 def valid_attacks() -> list[str]: ...
 def attack_name(name: str) -> str:

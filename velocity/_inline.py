@@ -10,6 +10,7 @@ the names and types are comes from the Rust registries, whose ``ParamSchema`` di
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import re
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,39 @@ def split_inline(text: str) -> tuple[str, dict[str, str]]:
                 raise ValueError(f"parameter {key!r} given twice in {text!r}")
             params[key] = value.strip()
     return name, params
+
+
+def inline_form(name: str, params: Mapping[str, Any]) -> str:
+    """The inverse of :func:`split_inline`: ``"Name"`` or ``"Name:k=v,k2=v2"``.
+
+    ``params`` holds what the form shows (callers leave out values at their default).
+    """
+    return name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+
+
+def non_defaults(value: Any) -> dict[str, Any]:
+    """A dataclass instance's fields that differ from their defaults (what a label shows)."""
+    return {
+        f.name: getattr(value, f.name)
+        for f in dataclasses.fields(value)
+        if getattr(value, f.name) != f.default
+    }
+
+
+def schema_fields(schema: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """``dataclasses.make_dataclass`` fields for a registry's ``ParamSchema`` dicts:
+    each parameter typed ``int`` or ``float`` (``| None`` when nullable), with its default."""
+    fields: list[tuple[str, Any, Any]] = []
+    for name, param in schema.items():
+        base: Any = int if param["type"] == "int" else float
+        fields.append(
+            (
+                name,
+                base | None if param["nullable"] else base,
+                dataclasses.field(default=param["default"]),
+            )
+        )
+    return fields
 
 
 def coerce(value: Any, kind: ValueType, *, nullable: bool, where: str) -> Any:

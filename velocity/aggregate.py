@@ -1,4 +1,5 @@
-"""``velocity.aggregate``: the Rust kernels as a function, e.g. inside your own Flower server."""
+"""``velocity.aggregate``: the Rust kernels (rules and pipelines) as a function, e.g. inside
+your own Flower server."""
 
 from __future__ import annotations
 
@@ -38,13 +39,16 @@ def aggregate(
     num_samples: npt.ArrayLike | Sequence[float] | None = None,
     *,
     num_threads: int | None = None,
+    seed: int = 0,
+    round: int = 0,
 ) -> npt.NDArray[np.float32]:
     """Aggregate an n×d matrix of client updates with a robust strategy.
 
     Parameters
     ----------
     strategy : str | Mapping | Strategy
-        Anything :func:`velocity.parse_strategy` accepts, e.g. ``"Krum:f=2"``.
+        Anything :func:`velocity.parse_strategy` accepts, e.g. ``"Krum:f=2"`` or a
+        pipeline, ``"NNM>Krum:f=2"``.
     updates : array-like, shape (n, d)
         One row per client. Converted to float32 C-contiguous (zero copy when it
         already is); the Rust kernel reads it in place with the GIL released.
@@ -52,6 +56,10 @@ def aggregate(
         Per-client sample counts (weights of FedAvg, MultiKrum, GeometricMedian).
     num_threads : int, optional
         Threads for the kernel; the result is bit-identical for any value.
+    seed, round : int (default: 0)
+        Seed the random draws of a seeded pre-aggregator (Bucketing's permutation):
+        the same seed and round give the same result, as in a run with that seed.
+        Strategies that draw nothing ignore them.
 
     Returns
     -------
@@ -60,6 +68,6 @@ def aggregate(
     matrix = as_update_matrix(updates)
     weights = as_weights(num_samples, matrix.shape[0])
     result, _kept = _core.aggregate(
-        parse_strategy(strategy).to_core(), matrix, weights, num_threads
+        parse_strategy(strategy).to_core(), matrix, weights, num_threads, seed=seed, round=round
     )
     return result

@@ -8,7 +8,13 @@ Rust attack registry, so adding one needs no change in this file.
 Lists on the command line: ``--strategies`` and ``--attacks`` take comma-separated
 items, and a comma followed by ``key=value`` continues the parameters of the item
 before it, so ``--attacks gaussian_noise:sigma=0.5,fraction=0.3,sign_flipping``
-is two attacks. Both flags can also be repeated, one item each.
+is two attacks. Both flags can also be repeated, one item each. In ``--attacks``,
+``adaptive`` stands for every adaptive attack (one column each) and ``none`` for the
+no-attack column, which is always run.
+
+``--byzantine X`` is one Byzantine count (a fraction in (0, 1) or an integer count):
+attacks without their own ``fraction``/``count`` take it, and each rule's tolerance
+left open is set to the expected Byzantine clients per round (``velocity.byzantine``).
 
 A user error (bad name or parameter, unknown key, missing or malformed file,
 duplicate run names, an output directory that cannot be written, a run that could
@@ -59,6 +65,7 @@ _SHARED_FLAGS = {
     "batch_size": "batch_size",
     "lr": "lr",
     "fraction_fit": "fraction_fit",
+    "byzantine": "byzantine",
 }
 
 
@@ -192,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="LIST",
         help="e.g. gaussian_noise:sigma=0.5,fraction=0.3,sign_flipping "
-        "(repeatable); every strategy also runs with no attack",
+        "(repeatable); 'adaptive': every adaptive attack; every strategy also runs with "
+        "no attack ('none')",
     )
     _add_shared_flags(sweep)
     sweep.add_argument("--repeats", type=int, help="seeds per cell (mean ± std)")
@@ -205,6 +213,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="DIR",
         help="finish the sweep in DIR: skip its finished runs, run the rest",
+    )
+    from velocity.spec import DEFAULT_MAX_REPEATS
+
+    sweep.add_argument(
+        "--until",
+        choices=("decided",),
+        help="decided: one repeat of every cell, then repeats only for the strategies still "
+        "in the running, until the recommendation is decided, --max-repeats or --budget "
+        "(instead of --repeats)",
+    )
+    sweep.add_argument(
+        "--max-repeats",
+        type=int,
+        metavar="K",
+        help=f"with --until decided: at most K repeats per cell (default {DEFAULT_MAX_REPEATS})",
+    )
+    sweep.add_argument(
+        "--budget",
+        type=int,
+        metavar="RUNS",
+        help="with --until decided: at most RUNS runs in all (default: no limit)",
+    )
+    sweep.add_argument(
+        "--extend",
+        metavar="DIR",
+        help="add runs to the sweep in DIR, finished or running: --repeats N (repeats per "
+        "cell), --strategies (each in every condition), --attacks (each against every "
+        "strategy); its settings stay",
     )
     sweep.add_argument(
         "--backend",
@@ -316,6 +352,23 @@ def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="share of clients sampled per round, in (0, 1] (default 1)",
     )
+    parser.add_argument(
+        "--byzantine",
+        type=_byzantine_number,
+        metavar="X",
+        help="Byzantine clients: a fraction in (0, 1) (0.2) or an integer count (2) of all "
+        "clients; sets each attack's fraction/count and each rule's f per round "
+        "(round(X × clients per round)) where they are not given",
+    )
+
+
+def _byzantine_number(text: str) -> int | float:
+    from velocity.byzantine import from_text
+
+    return from_text(text)
+
+
+_byzantine_number.__name__ = "number"  # argparse: "invalid number value: 'x'"
 
 
 def split_items(values: Sequence[str] | None) -> list[str]:
@@ -335,9 +388,18 @@ def split_items(values: Sequence[str] | None) -> list[str]:
 def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     from velocity.engine.sweep import run_sweep
 
+    if args.extend:
+        return _cmd_extend(args, argv)
     out, resume = _sweep_out(args)
+    if args.until and args.repeats is not None:
+        raise SpecError(
+            "--repeats and --until decided conflict: --until decided chooses the repeats; "
+            "use --max-repeats to bound them"
+        )
     runs, shared, config_path = _sweep_runs(args, resume_dir=out if resume else None)
     parallel = shared.parallel if args.parallel is None else _setting("parallel", args.parallel)
+    execution = _execution(args, shared)
+    runs, planner = _until(args, shared, runs, out if resume else None, execution["rank_by"])
     result = run_sweep(
         runs,
         out,
@@ -345,10 +407,107 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         resume=resume,
         command=[PROG, *argv],
         config_path=config_path,
-        **_execution(args, shared),
+        planner=planner,
+        **execution,
     )
     _print_sweep_result(result)
     return result.exit_code
+
+
+def _until(
+    args: argparse.Namespace, shared: Any, runs: list[Any], resume_dir: Path | None, rank_by: Any
+) -> tuple[list[Any], Any]:
+    """``(runs, planner)``: a sweep run until decided gets its first repeat and a planner.
+
+    A resumed sweep keeps its ``plan.json`` settings (``--max-repeats``/``--budget``
+    may raise them); a new one takes the flags, else ``[shared]``.
+    """
+    from velocity.engine.until import UntilDecided, check_limits, first_repeat
+    from velocity.sweepdir import files
+
+    plan = files.read_plan_settings(resume_dir) if resume_dir is not None else None
+    resumed = plan is not None and plan.until == "decided"
+    until = args.until or ("decided" if resumed else shared.until)
+    if until != "decided":
+        for flag, value in (("--max-repeats", args.max_repeats), ("--budget", args.budget)):
+            if value is not None:
+                raise SpecError(f"{flag} needs --until decided (it bounds its repeats)")
+        return runs, None
+    if plan is not None and not resumed:
+        raise SpecError(
+            f"--until decided cannot resume {resume_dir}: it was planned with fixed repeats; "
+            f"add repeats with --extend {resume_dir} --repeats N"
+        )
+    limits: Any = plan if resumed else shared
+    from velocity.spec import DEFAULT_MAX_REPEATS
+
+    max_repeats = args.max_repeats
+    if max_repeats is None:
+        max_repeats = limits.max_repeats or DEFAULT_MAX_REPEATS
+    budget = args.budget if args.budget is not None else limits.budget
+    if not resumed:
+        runs = first_repeat(runs)
+    check_limits(max_repeats, budget, len({spec.cell for spec in runs}))
+    planner = UntilDecided(
+        max_repeats=max_repeats,
+        budget=budget,
+        rank_by=rank_by,
+        previous=plan.decision if plan is not None else None,
+    )
+    return runs, planner
+
+
+def _cmd_extend(args: argparse.Namespace, argv: list[str]) -> int:
+    """``velocity sweep --extend DIR [--repeats N] [--strategies ...] [--attacks ...]``."""
+    from velocity.engine.extend import Queued, extend_sweep, plan_extension, planned_runs
+    from velocity.engine.sweep import run_sweep
+
+    sweep_dir = check_path_name(args.extend, "--extend")
+    for flag, value in (
+        ("CONFIG", args.config),
+        ("--out", args.out),
+        ("--resume", args.resume),
+        ("--until", args.until),
+    ):
+        if value:
+            raise SpecError(f"--extend adds runs to DIR as it is: it takes no {flag}")
+    runs = planned_runs(sweep_dir)
+    new = plan_extension(
+        runs,
+        repeats=args.repeats,
+        strategies=split_items(args.strategies),
+        attacks=split_items(args.attacks),
+        settings=_shared_overrides(args),
+    )
+    from velocity.report.comparison import plan_rank_by
+    from velocity.spec import SharedSettings
+
+    shared = SharedSettings(rank_by=plan_rank_by(sweep_dir))
+    execution = _execution(args, shared)
+    parallel = None if args.parallel is None else _setting("parallel", args.parallel)
+
+    def resume() -> Any:
+        runs, planner = _until(args, shared, planned_runs(sweep_dir), sweep_dir, shared.rank_by)
+        return run_sweep(
+            runs,
+            sweep_dir,
+            parallel=parallel,
+            resume=True,
+            command=[PROG, *argv],
+            planner=planner,
+            **execution,
+        )
+
+    result = extend_sweep(sweep_dir, new, run=resume)
+    if isinstance(result, Queued):
+        who = f" (pid {result.pid})" if result.pid else ""
+        print(
+            f"extend: {len(new)} runs queued into the running sweep {sweep_dir}{who}; its "
+            "driver runs them when its current runs are done"
+        )
+        return 0
+    _print_sweep_result(result)
+    return int(result.exit_code)
 
 
 def _sweep_out(args: argparse.Namespace) -> tuple[Path, bool]:
@@ -556,14 +715,17 @@ def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def catalog() -> dict[str, Any]:
-    """Every strategy, attack, dataset and model, with parameters (``strategies --json``)."""
+    """Every strategy, pre-aggregator, attack, dataset and model, with parameters
+    (``strategies --json``)."""
     from velocity.attacks import attack_schemas
     from velocity.catalog import list_datasets
+    from velocity.preagg import preaggregator_schemas
     from velocity.sim.models import list_models
     from velocity.strategy import strategy_schemas
 
     return {
         "strategies": strategy_schemas(),
+        "preaggregators": preaggregator_schemas(),
         "attacks": attack_schemas(),
         "datasets": list_datasets(),
         "models": list_models(),
@@ -585,9 +747,17 @@ def _cmd_strategies(args: argparse.Namespace, argv: list[str]) -> int:
             f"      {p}: {s['type']} = {s['default']}  ({_range(s)})  {s['description']}"
             for p, s in schema["params"].items()
         ]
+    lines += ["", "Pre-aggregators, before a rule (--strategies 'Pre:param=value>...>Rule')"]
+    for name, schema in info["preaggregators"].items():
+        lines.append(f"  {name}: {schema['description']}")
+        lines += [
+            f"      {p}: {s['type']} = {s['default']}  ({_range(s)})  {s['description']}"
+            for p, s in schema["params"].items()
+        ]
     lines += ["", "Attacks (--attacks name:param=value,...)"]
     for name, schema in info["attacks"].items():
-        lines.append(f"  {name} [{schema['kind']}]: {schema['description']}")
+        kind = schema["kind"] + (", adaptive" if schema["adaptive"] else "")
+        lines.append(f"  {name} [{kind}]: {schema['description']}")
         lines += [
             f"      {p}: {s['type']} = {s['default']}  ({_range(s)})  {s['description']}"
             for p, s in schema["params"].items()
@@ -651,6 +821,22 @@ def registry_markdown(info: dict[str, Any] | None = None) -> str:
             schema["reference"],
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [
+        "",
+        "Pre-aggregators run before a rule, written `Pre>Rule` (docs/strategies.md):",
+        "",
+        "| pre-aggregator | parameters (default, range) | what it does | paper |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, schema in info["preaggregators"].items():
+        aliases = f" (also {', '.join(f'`{a}`' for a in schema['aliases'])})"
+        cells = [
+            f"`{name}`" + (aliases if schema["aliases"] else ""),
+            _params_cell(schema["params"]),
+            schema["description"],
+            schema["reference"],
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     attacks = info["attacks"]
     common = [
         p
@@ -672,7 +858,7 @@ def registry_markdown(info: dict[str, Any] | None = None) -> str:
         own = {p: s for p, s in schema["params"].items() if p not in common}
         cells = [
             f"`{name}`",
-            schema["kind"],
+            schema["kind"] + (", adaptive" if schema["adaptive"] else ""),
             _params_cell(own),
             schema["description"],
             schema["reference"],

@@ -8,6 +8,12 @@ the same repeat share data partition, model init and Byzantine clients (a paired
 comparison). :func:`matrix_spec` builds the same SweepSpec from flags: every
 strategy × (no attack + each attack). Nothing downstream knows which one was used.
 
+``byzantine`` (``[shared]``, ``--byzantine``) is one Byzantine count for every run:
+attacks without their own ``fraction``/``count`` take it, and every rule's tolerance
+parameter left open is set to the expected Byzantine clients per round
+(:mod:`velocity.byzantine`). The word ``adaptive`` in an attack list stands for every
+adaptive attack: one matrix column each, or in a ``[[runs]]`` table one run each.
+
 Experiment file (TOML; a ``.json`` file with the same structure works too)::
 
     [shared]
@@ -51,7 +57,16 @@ from pydantic import (
 
 from velocity import _core
 from velocity._inline import did_you_mean, short_repr, shown
-from velocity.attacks import AttackSpec, attack_schemas, parse_attack
+from velocity.attacks import (
+    AttackSpec,
+    adaptive_variants,
+    attack_schemas,
+    expand_adaptive,
+    gives_byzantine_share,
+    is_word,
+    parse_attack,
+)
+from velocity.byzantine import check_against_clients, check_byzantine, per_round, per_round_formula
 from velocity.catalog import known_num_classes
 from velocity.errors import SpecError, format_validation_error
 from velocity.strategy import Strategy, parse_strategy
@@ -73,6 +88,11 @@ REPEAT_SUFFIX = re.compile(r"__r\d+$")
 
 #: How deeply an experiment may nest tables and lists (velocity's own use 4).
 MAX_DEPTH = 32
+
+#: The most repeats per cell (a RunSpec's repeat index is below it).
+MAX_REPEATS = 1000
+#: ``max_repeats`` of a sweep run until decided, unless given.
+DEFAULT_MAX_REPEATS = 10
 
 #: The largest experiment file read.
 MAX_EXPERIMENT_BYTES = 16 * 1024 * 1024
@@ -198,6 +218,25 @@ class Settings(BaseModel):
     checkpoint_every: Int | None = Field(
         None, ge=1, le=100_000, description="also checkpoint every k rounds (final model always)"
     )
+    byzantine: Annotated[int | float | None, BeforeValidator(check_byzantine)] = Field(
+        None,
+        description="Byzantine clients: a fraction in (0, 1) or a count >= 1 of all clients; "
+        "sets every attack's share and every rule's tolerance (f per round) not given "
+        "explicitly; None: each attack's own, the rules' defaults",
+    )
+
+    @model_validator(mode="after")
+    def _byzantine_fits(self) -> Settings:
+        if self.byzantine is not None:
+            check_against_clients(self.byzantine, self.clients)
+        return self
+
+    @property
+    def clients_per_round(self) -> int:
+        """How many clients train each round: ``fraction_fit`` of them, rounded, at least one."""
+        if self.fraction_fit >= 1.0:
+            return self.clients
+        return max(1, math.floor(self.fraction_fit * self.clients + 0.5))
 
 
 class RunSpec(Settings):
@@ -214,17 +253,33 @@ class RunSpec(Settings):
         check_run_name(name)
         return name
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_byzantine(cls, data: Any) -> Any:
+        """A strategy or attacks given as text or mappings with ``byzantine`` set
+        (``VelocityServer(..., byzantine=0.2)``) get its share and tolerance, as in a sweep.
+
+        Those :meth:`SweepSpec.expand` resolved are instances and stay as they are; a
+        stored ``config.json`` spells every parameter out, so reading it back changes nothing.
+        """
+        if not isinstance(data, dict) or data.get("byzantine") is None or "strategy" not in data:
+            return data
+        try:
+            settings = Settings.model_validate(
+                {k: v for k, v in data.items() if k not in _RUN_FIELDS}
+            )
+        except ValidationError:
+            return data  # the fields' own validation reports it
+        return {
+            **data,
+            "strategy": parse_run_strategy(data["strategy"], settings),
+            "attacks": parse_run_attacks(data.get("attacks") or [], settings.byzantine),
+        }
+
     @property
     def attack_label(self) -> str:
         """``"none"`` or the attacks' inline forms joined by ``+``."""
         return "+".join(a.label() for a in self.attacks) or NO_ATTACK
-
-    @property
-    def clients_per_round(self) -> int:
-        """How many clients train each round: ``fraction_fit`` of them, rounded, at least one."""
-        if self.fraction_fit >= 1.0:
-            return self.clients
-        return max(1, math.floor(self.fraction_fit * self.clients + 0.5))
 
     @property
     def cell(self) -> str:
@@ -233,6 +288,60 @@ class RunSpec(Settings):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+#: The RunSpec fields that are not Settings.
+_RUN_FIELDS = frozenset({"name", "strategy", "attacks", "repeat"})
+
+
+def parse_run_strategy(spec: Any, settings: Settings) -> Strategy:
+    """:func:`parse_strategy`, with each tolerance parameter ``spec`` leaves open set
+    from ``settings.byzantine``: f = the expected Byzantine clients per round.
+
+    When that f breaks the rule (a range, or a client precondition such as Krum's
+    n ≥ 2f+3 against the clients per round), the message says where f came from.
+    """
+    byzantine = settings.byzantine
+    plain = parse_strategy(spec)
+    if byzantine is None:
+        return plain
+    n = settings.clients_per_round
+    f = per_round(byzantine, settings.clients, n)
+    try:
+        strategy = parse_strategy(spec, byzantine=f, clients_per_round=n)
+        if strategy != plain:
+            strategy.to_core().check_clients(n)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}; that f = {f} comes from byzantine = {byzantine} (--byzantine): "
+            f"{per_round_formula(byzantine, settings.clients, n)}; give the rule's tolerance "
+            "explicitly, a smaller byzantine, or more clients per round"
+        ) from None
+    return strategy
+
+
+def parse_run_attacks(attacks: Sequence[Any], byzantine: int | float | None) -> list[AttackSpec]:
+    """The attacks of one run, those without their own share given ``byzantine``'s.
+
+    Several attacks act together in a run; one Byzantine count cannot say how to share
+    it among them, so with ``byzantine`` set each must give its own fraction or count.
+    """
+    parsed: list[AttackSpec] = []
+    open_: list[str] = []
+    for i, attack in enumerate(attacks):
+        try:
+            parsed.append(parse_attack(attack, byzantine=byzantine))
+            if not gives_byzantine_share(attack):
+                open_.append(parsed[-1].type)
+        except ValueError as exc:
+            raise ValueError(f"attacks[{i}]: {exc}") from None
+    if byzantine is not None and len(parsed) > 1 and open_:
+        raise ValueError(
+            f"attacks: byzantine = {byzantine} is one Byzantine share, but {len(parsed)} "
+            f"attacks act together here and {', '.join(open_)} give no fraction or count of "
+            f"their own: give each attack its own (e.g. {parsed[0].type}:fraction=0.1)"
+        )
+    return parsed
 
 
 def cell_of(run_name: str) -> str:
@@ -362,12 +471,55 @@ class SharedSettings(Settings):
         "accuracy",
         description="what the verdict ranks by: final test accuracy (default) or final test loss",
     )
+    until: Annotated[Literal["decided"], _one_of("decided")] | None = Field(
+        None,
+        description="decided: one repeat of every cell, then repeats only for the strategies "
+        "still in the running, until the recommendation is decided (or max_repeats, or "
+        "budget); unset: exactly `repeats` repeats",
+    )
+    max_repeats: Int = Field(
+        DEFAULT_MAX_REPEATS,
+        ge=1,
+        le=MAX_REPEATS,
+        description=f"until decided: at most this many repeats per cell, in [1, {MAX_REPEATS}]",
+    )
+    budget: Int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="until decided: at most this many runs in all; unset: no limit",
+    )
+
+    @model_validator(mode="after")
+    def _until_chooses_repeats(self) -> SharedSettings:
+        given = self.model_fields_set
+        if self.until == "decided" and "repeats" in given and self.repeats != 1:
+            raise ValueError(
+                f'repeats = {self.repeats} and until = "decided" conflict: until decided '
+                "chooses the repeats; give max_repeats instead"
+            )
+        if self.until is None:
+            if self.max_repeats != DEFAULT_MAX_REPEATS:
+                raise ValueError('max_repeats needs until = "decided" (it bounds its repeats)')
+            if self.budget is not None:
+                raise ValueError('budget needs until = "decided" (it bounds its runs)')
+        return self
 
 
 #: ``[shared]`` fields about how a sweep executes or is judged rather than what a run
 #: computes: they never reach a RunSpec, so a resume may change them.
 EXECUTION_FIELDS = frozenset(
-    {"repeats", "parallel", "backend", "ray_address", "ray_gpus", "rank_by"}
+    {
+        "repeats",
+        "parallel",
+        "backend",
+        "ray_address",
+        "ray_gpus",
+        "rank_by",
+        "until",
+        "max_repeats",
+        "budget",
+    }
 )
 
 
@@ -389,15 +541,18 @@ class SweepSpec(BaseModel):
         settings = self.shared.model_dump(exclude={*EXECUTION_FIELDS, "seed"})
         specs: list[RunSpec] = []
         seen: dict[str, int] = {}
-        for index, entry in enumerate(self.runs):
-            strategy = _parse_run_strategy(entry, index)
-            attacks = []
-            for a, attack in enumerate(entry.attacks):
-                try:
-                    attacks.append(parse_attack(attack))
-                except ValueError as exc:
-                    raise ValueError(f"runs[{index}].attacks[{a}]: {exc}") from None
+        for index, entry, member, attack_items in self._entries():
+            try:
+                strategy = parse_run_strategy(_entry_strategy(entry), self.shared)
+            except ValueError as exc:
+                raise ValueError(f"runs[{index}].strategy: {exc}") from None
+            try:
+                attacks = parse_run_attacks(attack_items, self.shared.byzantine)
+            except ValueError as exc:
+                raise ValueError(f"runs[{index}].{exc}") from None
             base = entry.name or default_run_name(strategy, attacks)
+            if entry.name and member is not None:
+                base = f"{entry.name}__{member}"
             if base.lower() in seen:
                 raise ValueError(
                     f"runs[{index}]: duplicate run name {base!r} (also runs[{seen[base.lower()]}]);"
@@ -426,21 +581,46 @@ class SweepSpec(BaseModel):
                 specs.append(spec)
         return specs
 
+    def _entries(self) -> list[tuple[int, RunEntry, str | None, list[Any]]]:
+        """Each ``[[runs]]`` entry's runs: (index, entry, the adaptive attack that stands
+        for the word ``adaptive`` or None, the run's attacks)."""
+        entries = []
+        for index, entry in enumerate(self.runs):
+            try:
+                variants = adaptive_variants(entry.attacks)
+            except ValueError as exc:
+                raise ValueError(f"runs[{index}].attacks: {exc}") from None
+            entries += [(index, entry, member, items) for member, items in variants]
+        return entries
 
-def _parse_run_strategy(entry: RunEntry, index: int) -> Strategy:
-    try:
-        if isinstance(entry.strategy, str) and entry.params:
-            return parse_strategy({"type": entry.strategy, **entry.params})
-        if entry.params:
-            raise ValueError("give parameters either in 'strategy' or in 'params', not both")
-        return parse_strategy(entry.strategy)
-    except ValueError as exc:
-        raise ValueError(f"runs[{index}].strategy: {exc}") from None
+
+def _entry_strategy(entry: RunEntry) -> str | dict[str, Any]:
+    """A ``[[runs]]`` table's strategy with its ``params`` (not yet parsed)."""
+    if isinstance(entry.strategy, str) and entry.params:
+        return {"type": entry.strategy, **entry.params}
+    if entry.params:
+        raise ValueError("give parameters either in 'strategy' or in 'params', not both")
+    return entry.strategy
 
 
 def repeat_seed(seed: int, repeat: int) -> int:
     """The seed of one repeat: every run of that repeat uses it (paired comparison)."""
     return seed + repeat
+
+
+def repeat_run(spec: RunSpec, repeat: int) -> RunSpec:
+    """Run ``spec``'s cell in repeat ``repeat``: that repeat's seed, named ``<cell>__r<repeat>``."""
+    data = spec.to_json()
+    data.update(
+        name=f"{spec.cell}__r{repeat}", repeat=repeat, seed=repeat_seed(base_seed(spec), repeat)
+    )
+    return RunSpec.model_validate(data)
+
+
+def base_seed(spec: RunSpec) -> int:
+    """The sweep's seed of a run: :func:`repeat_seed` undone (``repeat_seed(base_seed(s),
+    s.repeat) == s.seed``)."""
+    return spec.seed - spec.repeat
 
 
 def default_run_name(strategy: Strategy, attacks: Sequence[AttackSpec]) -> str:
@@ -454,11 +634,20 @@ def matrix_spec(
     attacks: Iterable[str] = (),
     **shared: Any,
 ) -> SweepSpec:
-    """The flags form: every strategy × (no attack + each attack)."""
+    """The flags form: every strategy × (no attack + each attack).
+
+    ``none`` among the attacks is the no-attack column (always there); ``adaptive``
+    is one column per adaptive attack.
+    """
     strategy_list = [s for s in strategies if s.strip()]
     if not strategy_list:
         raise SpecError("give at least one strategy, e.g. --strategies FedAvg,FedMedian")
-    attack_list = [a for a in attacks if a.strip()]
+    try:
+        attack_list = expand_adaptive(
+            [a for a in attacks if a.strip() and not is_word(a, NO_ATTACK)]
+        )
+    except ValueError as exc:
+        raise SpecError(f"attacks: {exc}") from None
     runs = [
         {"strategy": s, "attacks": [a] if a else []}
         for s in strategy_list

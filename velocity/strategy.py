@@ -24,12 +24,37 @@ Every strategy aggregates an n×d matrix of client updates Δᵢ = wᵢ − w (r
 clients) into a d-vector; the server then sets w ← w + agg(Δ). Every strategy
 rejects non-finite updates with a ``ValueError`` naming the row and coordinate
 (a NaN is a bug or an attack to report, not a value to average silently).
+
+**Pipelines.** A strategy may run pre-aggregators (:mod:`velocity.preagg`: NNM,
+Bucketing, Clipping, ARC) on the matrix before its rule: agg(Δ) = rule(Pₖ(…P₁(Δ))).
+A pipeline *is* a strategy (its :attr:`Strategy.pre` holds the stages), written in
+one syntax everywhere (flags, TOML, MCP arguments, labels, run names):
+
+* inline, stages separated by ``>``, the rule last, each stage ``Name[:k=v,...]``:
+  ``NNM>Krum:f=2``, ``Bucketing:s=2>NNM:f=1>FedMedian``, ``Clipping>FedAvg``
+  (quote it in a shell, where ``>`` redirects);
+* a mapping, the stages under ``pre`` (each a name, an inline stage or a mapping):
+  ``{"type": "Krum", "f": 2, "pre": ["NNM", {"type": "Bucketing", "s": 2}]}``.
+  ``pre`` sits beside ``type``, never under ``params`` (it is not a parameter); a
+  ``type`` may itself be a pipeline (``{"type": "NNM>Krum", "f": 2}``), but then
+  without a ``pre`` list.
+
+:meth:`Strategy.label` writes the inline form, :meth:`Strategy.to_dict` the mapping;
+both read back to an equal strategy. A pipeline's :attr:`~Strategy.robust`,
+:attr:`~Strategy.tolerance_param` and :meth:`~Strategy.configured_byzantine` are its
+rule's (:meth:`Strategy.tolerances` lists every stage's).
+
+**One Byzantine count.** ``parse_strategy(spec, byzantine=f, clients_per_round=n)``
+sets every stage's tolerance parameter the spec does not give: a count (Krum's,
+MultiKrum's, Bulyan's, NNM's, ARC's f) to f, a fraction (the trimmed mean's β) to
+f/n. Values the spec gives win.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,22 +65,51 @@ from velocity._inline import (
     coerce,
     coerce_params,
     did_you_mean,
+    inline_form,
     name_key,
+    non_defaults,
     range_text,
+    schema_fields,
     short_repr,
     split_inline,
 )
+from velocity.preagg import (
+    ALL_PREAGGREGATORS,
+    PreAggregator,
+    find_preaggregator,
+    parse_preaggregator,
+    read_preaggregator,
+    split_preaggregator,
+)
+from velocity.preagg import REGISTRY as PREAGG_REGISTRY
 
 #: The Rust registry: every strategy's schema and capabilities, in catalog order.
 REGISTRY: dict[str, _core.StrategySchema] = _core.strategy_schemas()
 
+#: The field holding a pipeline's pre-aggregation stages (no rule may have a parameter so named).
+PRE = "pre"
+_CLASHES = [name for name, schema in REGISTRY.items() if PRE in schema["params"]]
+if _CLASHES:
+    raise TypeError(f"strategy {_CLASHES[0]} has a parameter named {PRE!r}, the pipeline's field")
 
+#: Separates the stages of an inline pipeline (``NNM>Krum:f=2``).
+STAGE_SEPARATOR = ">"
+
+
+@dataclass(frozen=True, repr=False)
 class Strategy:
-    """An aggregation rule and its parameters: the base of every strategy class.
+    """An aggregation rule and its parameters, after its pre-aggregation stages if any:
+    the base of every strategy class.
 
-    Subclasses are frozen dataclasses whose fields are the rule's parameters. The
-    class attributes come from the rule's registry entry.
+    Subclasses are frozen dataclasses whose fields are the rule's parameters, plus
+    the keyword-only :attr:`pre`. The class attributes come from the rule's registry
+    entry: for a pipeline they describe its rule.
     """
+
+    #: The pre-aggregators run on the updates before the rule, in order (empty: the
+    #: rule alone). Names, inline stages and mappings are read with
+    #: :func:`velocity.preagg.parse_preaggregator`.
+    pre: tuple[PreAggregator, ...] = dataclasses.field(default=(), kw_only=True)
 
     #: The name the rule is written under (labels, catalogs, run names).
     name: ClassVar[str]
@@ -75,7 +129,7 @@ class Strategy:
 
     def __post_init__(self) -> None:
         schema = REGISTRY[self.core_name]["params"]
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in param_fields(self):
             param = schema[f.name]
             value = coerce(
                 getattr(self, f.name),
@@ -84,15 +138,25 @@ class Strategy:
                 where=f"{self.name}.{f.name}",
             )
             object.__setattr__(self, f.name, value)
+        pre: Any = self.pre
+        if isinstance(pre, str | Mapping | PreAggregator):
+            pre = (pre,)
+        object.__setattr__(self, PRE, tuple(parse_preaggregator(p) for p in pre))
         self.to_core()  # Rust checks the ranges
 
+    def __repr__(self) -> str:
+        shown = [f"{k}={v!r}" for k, v in self.params().items()]
+        if self.pre:
+            shown.append(f"{PRE}={self.pre!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def params(self) -> dict[str, Any]:
-        """The parameters, by name, in registry order."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        """The rule's parameters, by name, in registry order."""
+        return {f.name: getattr(self, f.name) for f in param_fields(self)}
 
     def to_core(self) -> _core.Strategy:
-        """The Rust object that aggregates with this rule."""
-        return _core.Strategy(self.core_name, self.params())
+        """The Rust object that aggregates with this rule, after the pre-aggregators."""
+        return _core.Strategy(self.core_name, self.params(), pre=[p.to_core() for p in self.pre])
 
     @property
     def proximal_mu(self) -> float:
@@ -107,26 +171,44 @@ class Strategy:
         return self.to_core().uses_previous_aggregate
 
     def configured_byzantine(self, clients_per_round: int) -> int | None:
-        """Byzantine clients per round this configuration is set to tolerate.
+        """Byzantine clients per round the rule is set to tolerate.
 
-        The tolerance parameter (f, or ⌊β·n⌋ for the trimmed mean); None for rules
-        without one (the median's breakdown point is not a setting). Reports warn
-        when an attack puts more in a round.
+        The rule's tolerance parameter (f, or ⌊β·n⌋ for the trimmed mean); None for
+        rules without one (the median's breakdown point is not a setting). Reports
+        warn when an attack puts more in a round. A pipeline's is its rule's (see
+        :meth:`tolerances` for every stage).
         """
         return self.to_core().configured_byzantine(clients_per_round)
 
+    def tolerances(self, clients_per_round: int) -> list[tuple[str, int]]:
+        """``(stage label, Byzantine clients per round it is set for)`` of every stage
+        with a tolerance parameter, pre-aggregators first, the rule last.
+
+        >>> parse_strategy("NNM:f=2>Krum").tolerances(10)
+        [('NNM:f=2', 2), ('Krum', 1)]
+        """
+        stages = [(p.label(), p.params()[p.tolerance_param]) for p in self.pre if p.tolerance_param]
+        rule = self.configured_byzantine(clients_per_round)
+        return stages + ([(self.rule_label(), rule)] if rule is not None else [])
+
+    def rule_label(self) -> str:
+        """The rule's inline form, e.g. ``Krum:f=2``; parameters at their default left out."""
+        return inline_form(self.name, {k: v for k, v in non_defaults(self).items() if k != PRE})
+
     def label(self) -> str:
-        """The inline form, e.g. ``Krum:f=2``; parameters at their default are left out."""
-        changed = [
-            f"{f.name}={getattr(self, f.name)}"
-            for f in dataclasses.fields(self)  # type: ignore[arg-type]
-            if getattr(self, f.name) != f.default
-        ]
-        return self.name + (":" + ",".join(changed) if changed else "")
+        """The inline form, e.g. ``Krum:f=2`` or ``NNM>Krum:f=2``; defaults left out."""
+        return STAGE_SEPARATOR.join([*(p.label() for p in self.pre), self.rule_label()])
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"type": name, **params}``; :func:`parse_strategy` reads it back."""
-        return {"type": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+        """``{"type": name, **params}``, plus ``"pre": [stage mappings]`` for a pipeline;
+        :func:`parse_strategy` reads it back."""
+        stages = {PRE: [p.to_dict() for p in self.pre]} if self.pre else {}
+        return {"type": self.name, **self.params(), **stages}
+
+
+def param_fields(strategy: Strategy | type[Strategy]) -> list[dataclasses.Field[Any]]:
+    """A strategy's dataclass fields that are its rule's parameters (all but :data:`PRE`)."""
+    return [f for f in dataclasses.fields(strategy) if f.name != PRE]  # type: ignore[arg-type]
 
 
 _S = TypeVar("_S", bound=type[Strategy])
@@ -157,7 +239,7 @@ def _field_type(cls: type, name: str) -> tuple[str, bool]:
 
 def registry_mismatches(cls: type[Strategy], schema: _core.StrategySchema) -> list[str]:
     """How a written-out class differs from its registry entry (empty: it agrees)."""
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    fields = param_fields(cls)
     names, declared = [f.name for f in fields], list(schema["params"])
     if names != declared:
         return [f"fields {names} but the registry declares {declared}"]
@@ -186,7 +268,7 @@ def _registered(cls: _S) -> _S:
             f"velocity.strategy.{name} has no entry in the Rust strategy registry "
             "(STRATEGIES in crates/velocity-core/src/strategy/mod.rs)"
         )
-    dataclass(frozen=True)(cls)  # in place: cls is now the frozen dataclass
+    dataclass(frozen=True, repr=False)(cls)  # in place: cls is now the frozen dataclass
     _adopt(cls, name, schema)
     problems = registry_mismatches(cls, schema)
     if problems:
@@ -475,21 +557,12 @@ class CenteredClipping(Strategy):
 
 def _generated(name: str, schema: _core.StrategySchema) -> type[Strategy]:
     """A frozen dataclass for a registry entry without a class above."""
-    fields: list[tuple[str, Any, Any]] = []
-    for pname, param in schema["params"].items():
-        base: Any = int if param["type"] == "int" else float
-        fields.append(
-            (
-                pname,
-                base | None if param["nullable"] else base,
-                dataclasses.field(default=param["default"]),
-            )
-        )
     cls = dataclasses.make_dataclass(
         name,
-        fields,
+        schema_fields(schema["params"]),
         bases=(Strategy,),
         frozen=True,
+        repr=False,
         namespace={"__doc__": f"{schema['description']}\n\n{schema['reference']}"},
     )
     cls.__module__, cls.__qualname__ = __name__, name
@@ -525,54 +598,220 @@ def _spellings() -> dict[str, str]:
     return spellings
 
 
-def parse_strategy(spec: str | Mapping[str, Any] | Strategy) -> Strategy:
+def parse_strategy(
+    spec: str | Mapping[str, Any] | Strategy,
+    *,
+    byzantine: int | None = None,
+    clients_per_round: int | None = None,
+) -> Strategy:
     """Turn a name, an inline string, a mapping or an instance into a :class:`Strategy`.
 
     Names are case-insensitive and ignore ``_``/``-``: ``"fedmedian"``,
-    ``"Trimmed_Mean:beta=0.2"``, ``{"type": "Krum", "f": 2}``.
+    ``"Trimmed_Mean:beta=0.2"``, ``{"type": "Krum", "f": 2}``. A pipeline is its
+    stages joined by ``>``, the rule last (``"NNM>Krum:f=2"``), or a mapping with a
+    ``pre`` list (``{"type": "Krum", "pre": ["NNM"]}``).
+
+    Parameters
+    ----------
+    spec : str | Mapping | Strategy
+        What to read; an instance is returned as it is (all its values count as given).
+    byzantine : int, optional
+        Byzantine clients per round, f: every stage's tolerance parameter ``spec``
+        does not give is set from it, a count to f (Krum's f, NNM's f), a fraction to
+        β = f/n (the trimmed mean's; refused unless in its range, β < 0.5). Given
+        values win.
+    clients_per_round : int, optional
+        n, the clients aggregated per round: needed to fill a fraction.
 
     Raises
     ------
     ValueError
-        Unknown strategy (with the closest name), unknown parameter, or a value
-        of the wrong type or out of range.
+        Unknown strategy or pre-aggregator (with the closest name), a rule where a
+        pre-aggregator goes or the reverse, an empty pipeline stage, unknown
+        parameter, or a value of the wrong type or out of range.
 
     >>> parse_strategy("trmean:beta=0.2")
     TrimmedMean(beta=0.2)
     >>> parse_strategy({"type": "Krum", "params": {"f": "2"}}).label()
     'Krum:f=2'
+    >>> parse_strategy({"type": "krum", "f": 2, "pre": ["nnm"]}).label()
+    'NNM>Krum:f=2'
+    >>> parse_strategy("NNM>TrimmedMean", byzantine=2, clients_per_round=10).label()
+    'NNM:f=2>TrimmedMean:beta=0.2'
     >>> parse_strategy("Average")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
     ValueError: unknown strategy 'Average' (did you mean 'FedAvg'?); valid: FedAvg, FedProx, ...
+    >>> parse_strategy("NNM")
+    Traceback (most recent call last):
+        ...
+    ValueError: 'NNM' is a pre-aggregator: put a rule after it, e.g. 'NNM>Krum'
     """
     if isinstance(spec, Strategy):
         return spec
-    if isinstance(spec, str):
-        name, params = split_inline(spec)
-        raw: dict[str, Any] = dict(params)
-    elif isinstance(spec, Mapping):
-        raw = dict(spec)
-        name = raw.pop("type", None) or raw.pop("name", None)
-        if not isinstance(name, str):
-            raise ValueError(f"strategy mapping needs a 'type' name, got {short_repr(dict(spec))}")
-        raw = _merge_params(raw, raw.pop("params", None), where=f"strategy {name!r}")
-    else:
-        raise ValueError(f"cannot read a strategy from {short_repr(spec)}")
-    cls = _BY_KEY.get(name_key(name))
-    if cls is None:
-        names = [c.name for c in ALL_STRATEGIES]
-        raise ValueError(
-            f"unknown strategy {short_repr(name)}{did_you_mean(name, _spellings())}; "
-            f"valid: {', '.join(names)}"
-        )
+    stages, name, raw = _split_strategy(spec)
+    pre = [_read_stage(stage) for stage in stages]
+    cls = _rule_class(name)
     params = coerce_params(
         raw, REGISTRY[cls.core_name]["params"], owner=cls.name, what=cls.name, hints=cls.param_hints
     )
-    return cls(**params)
+    if byzantine is not None:
+        fill = _ByzantineFill(byzantine, clients_per_round)
+        pre = [(fill.stage(stage, given), given) for stage, given in pre]
+        params = fill.rule(cls, params)
+    return cls(**params, pre=tuple(stage for stage, _ in pre))
 
 
-def _merge_params(flat: dict[str, Any], nested: Any, *, where: str) -> dict[str, Any]:
+def _split_strategy(spec: Any) -> tuple[list[str | Mapping[str, Any]], str, dict[str, Any]]:
+    """``(pre stages, rule name, rule's raw parameters)`` of an inline string or a mapping."""
+    if isinstance(spec, str):
+        *stages, rule = _split_pipeline(spec)
+        name, params = split_inline(rule)
+        return list(stages), name, dict(params)
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"cannot read a strategy from {short_repr(spec)}")
+    raw = dict(spec)
+    name = raw.pop("type", None) or raw.pop("name", None)
+    if not isinstance(name, str):
+        raise ValueError(f"strategy mapping needs a 'type' name, got {short_repr(dict(spec))}")
+    where = f"strategy {name!r}"
+    nested = raw.pop("params", None)
+    if isinstance(nested, Mapping) and PRE in nested:
+        raise ValueError(f"{where}: {PRE!r} goes beside 'type', not under 'params'")
+    listed = _pre_list(raw.pop(PRE, None), where=where)
+    raw = _merge_params(raw, nested, where=where)
+    typed, inline_name, inline = _split_strategy(name)
+    if typed and listed:
+        raise ValueError(
+            f"{where}: give the pre-aggregators either in 'type' ({name!r}) or in {PRE!r}, not both"
+        )
+    params = _merge_params(inline, raw, where=where, ways="in 'type' and beside it")
+    return [*typed, *listed], inline_name, params
+
+
+def _split_pipeline(text: str) -> list[str]:
+    """The stages of ``"A>B>Rule"``; an empty stage is refused, naming where it is."""
+    stages = [stage.strip() for stage in text.split(STAGE_SEPARATOR)]
+    if len(stages) > 1 and not all(stages):
+        shown = short_repr(text.strip())
+        if not stages[0]:
+            problem = "starts with '>' (a pre-aggregator goes before each '>')"
+        elif not stages[-1]:
+            problem = "ends with '>' (the rule goes after the last '>')"
+        else:
+            problem = "has an empty stage between two '>'"
+        raise ValueError(f"pipeline {shown} {problem}; e.g. {_EXAMPLE!r}")
+    return stages
+
+
+def _pre_list(value: Any, *, where: str) -> list[str | Mapping[str, Any]]:
+    """The ``pre`` of a mapping: a list of stages (one stage alone is a list of one)."""
+    if value is None:
+        return []
+    if isinstance(value, str | Mapping):
+        return [value]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise ValueError(
+        f"{where}: {PRE} must be a list of pre-aggregators (names or tables), "
+        f"got {short_repr(value)}"
+    )
+
+
+def _read_stage(spec: str | Mapping[str, Any]) -> tuple[PreAggregator, frozenset[str]]:
+    """One pre stage and the parameters it gives; a rule's name here is refused."""
+    name, _ = split_preaggregator(spec)
+    if find_preaggregator(name) is None and name_key(name) in _BY_KEY:
+        rule = _BY_KEY[name_key(name)].name
+        raise ValueError(
+            f"{rule!r} is a rule, not a pre-aggregator: only a pipeline's last stage "
+            f"aggregates, e.g. {_EXAMPLE!r} (pre-aggregators: "
+            f"{', '.join(p.name for p in ALL_PREAGGREGATORS)})"
+        )
+    return read_preaggregator(spec)
+
+
+def _rule_class(name: str) -> type[Strategy]:
+    """The strategy class ``name`` spells; a pre-aggregator's name here is refused."""
+    cls = _BY_KEY.get(name_key(name))
+    if cls is not None:
+        return cls
+    pre = find_preaggregator(name)
+    if pre is not None:
+        raise ValueError(
+            f"{pre.name!r} is a pre-aggregator: put a rule after it, "
+            f"e.g. '{pre.name}{STAGE_SEPARATOR}{Krum.name}'"
+        )
+    names = [c.name for c in ALL_STRATEGIES]
+    raise ValueError(
+        f"unknown strategy {short_repr(name)}{did_you_mean(name, _spellings())}; "
+        f"valid: {', '.join(names)}"
+    )
+
+
+#: The pipeline the syntax errors show.
+_EXAMPLE = f"{ALL_PREAGGREGATORS[0].name}{STAGE_SEPARATOR}{Krum.name}:f=2"
+
+
+class _ByzantineFill:
+    """Sets the tolerance parameters a spec leaves out from one Byzantine count f."""
+
+    def __init__(self, byzantine: Any, clients_per_round: Any) -> None:
+        self.f = coerce(byzantine, "int", nullable=False, where="byzantine")
+        if self.f < 0:
+            raise ValueError(f"byzantine must be a count of clients >= 0, got {self.f}")
+        self.n = (
+            None
+            if clients_per_round is None
+            else coerce(clients_per_round, "int", nullable=False, where="clients_per_round")
+        )
+        if self.n is not None and self.n < 1:
+            raise ValueError(f"clients_per_round must be >= 1, got {self.n}")
+
+    def stage(self, stage: PreAggregator, given: frozenset[str]) -> PreAggregator:
+        """``stage`` with its tolerance parameter set to f unless given."""
+        param = stage.tolerance_param
+        if param is None or param in given:
+            return stage
+        schema = PREAGG_REGISTRY[stage.name]["params"][param]
+        kind = "count" if schema["type"] == "int" else "fraction"
+        value = self.value(stage.name, param, kind, schema)
+        return dataclasses.replace(stage, **{param: value})  # type: ignore[type-var]
+
+    def rule(self, cls: type[Strategy], params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the rule's tolerance parameter set from f unless given."""
+        tolerance = REGISTRY[cls.core_name]["tolerance"]
+        if tolerance is None or tolerance["param"] in params:
+            return params
+        param = tolerance["param"]
+        schema = REGISTRY[cls.core_name]["params"][param]
+        return {**params, param: self.value(cls.name, param, tolerance["kind"], schema)}
+
+    def value(self, owner: str, param: str, kind: str, schema: Mapping[str, Any]) -> int | float:
+        """f itself (a count), or β = f/n (a fraction), checked against the range."""
+        if kind == "count":
+            return self.f
+        if self.n is None:
+            raise ValueError(
+                f"{owner}.{param} is a fraction of the clients: setting it from byzantine "
+                "needs clients_per_round"
+            )
+        beta = self.f / self.n
+        if math.floor(beta * self.n) < self.f:  # f/n·n rounded below f: ⌊β·n⌋ must be f
+            beta = math.nextafter(beta, math.inf)
+        hi, inclusive = schema.get("max"), schema.get("max_inclusive", True)
+        if hi is not None and (beta > hi or (beta == hi and not inclusive)):
+            raise ValueError(
+                f"{owner}.{param} = byzantine / clients_per_round = {self.f}/{self.n} = "
+                f"{beta:.4g} is out of its range {range_text(schema)}: {owner} cannot "
+                f"tolerate {self.f} Byzantine clients among {self.n}"
+            )
+        return beta
+
+
+def _merge_params(
+    flat: dict[str, Any], nested: Any, *, where: str, ways: str = "flat and under params"
+) -> dict[str, Any]:
     """Flat parameters plus those under ``params``; a key given both ways is refused."""
     if nested is None:
         return flat
@@ -582,7 +821,7 @@ def _merge_params(flat: dict[str, Any], nested: Any, *, where: str) -> dict[str,
         )
     twice = sorted(set(flat) & set(nested), key=str)
     if twice:
-        raise ValueError(f"{where}: parameter {twice[0]!r} given twice (flat and under params)")
+        raise ValueError(f"{where}: parameter {twice[0]!r} given twice ({ways})")
     return {**flat, **nested}
 
 

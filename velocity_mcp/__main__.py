@@ -98,6 +98,8 @@ def _add_tool_options(parser: argparse.ArgumentParser, schema: dict[str, Any]) -
             kwargs.update(action="extend", nargs="+", metavar="ITEM[,ITEM...]")
         elif kind == "object":
             kwargs.update(type=_json_object, metavar="JSON")
+        elif kind == "integer" and "number" in _branch_types(raw):
+            kwargs.update(type=_int_or_float, metavar="X")  # byzantine: a count or a fraction
         elif kind == "integer":
             kwargs.update(type=int, metavar="N")
         elif kind == "number":
@@ -105,6 +107,20 @@ def _add_tool_options(parser: argparse.ArgumentParser, schema: dict[str, Any]) -
         elif "enum" in prop:
             kwargs.update(choices=prop["enum"])
         parser.add_argument(*flags, **kwargs)
+
+
+def _branch_types(prop: dict[str, Any]) -> set[str]:
+    """The JSON types a property's ``anyOf`` branches allow."""
+    return {str(b.get("type")) for b in prop.get("anyOf", [prop])}
+
+
+def _int_or_float(text: str) -> int | float:
+    from velocity.byzantine import from_text
+
+    return from_text(text)
+
+
+_int_or_float.__name__ = "number"  # argparse: "invalid number value: 'x'"
 
 
 def _json_object(text: str) -> dict[str, Any]:

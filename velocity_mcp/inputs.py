@@ -241,15 +241,17 @@ _INLINE_INT = re.compile(r"([A-Za-z_]\w*)\s*=\s*([+-]?\d+)\s*(?:,|$)")
 
 
 def check_inline_numbers(kind: str, items: Iterable[str]) -> None:
-    """Refuse an inline ``Name:key=<int>`` whose integer does not fit the simulation."""
+    """Refuse an inline ``Name:key=<int>`` whose integer does not fit the simulation
+    (in each stage of a pipeline ``Pre:key=<int>>Rule:key=<int>`` too)."""
     for item in items:
-        _, _, params = item.partition(":")
-        for key, digits in _INLINE_INT.findall(params):
-            if abs(int(digits)) >= INT_LIMIT:
-                raise ToolError(
-                    f"invalid sweep: {kind} {shown(item.partition(':')[0], 40)}: parameter "
-                    f"{key}={_number(int(digits))} is too large (at most {INT_LIMIT - 1})"
-                )
+        for stage in item.split(">"):
+            _, _, params = stage.partition(":")
+            for key, digits in _INLINE_INT.findall(params):
+                if abs(int(digits)) >= INT_LIMIT:
+                    raise ToolError(
+                        f"invalid sweep: {kind} {shown(stage.partition(':')[0], 40)}: parameter "
+                        f"{key}={_number(int(digits))} is too large (at most {INT_LIMIT - 1})"
+                    )
 
 
 def check_data_numbers(data: Any, where: str) -> None:

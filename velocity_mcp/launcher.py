@@ -164,6 +164,32 @@ class Launcher:
         self._children[sweep_dir] = proc
         return proc
 
+    def start_extension(
+        self, sweep_dir: Path, args: Sequence[str], *, driver: bool
+    ) -> subprocess.Popen[bytes]:
+        """Spawn ``velocity sweep --extend sweep_dir ARGS``, detached, its output in sweep.log.
+
+        ``driver``: the sweep is not running, so the extension will drive it (it is then
+        this server's child for ``sweep_dir``); else it queues its runs and exits.
+        """
+        cmd = [*self.command, "--extend", str(sweep_dir), *args]
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with files.open_log(sweep_dir) as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env=env,
+            )
+        logger.info("extending sweep %s (pid %d): %s", sweep_dir.name, proc.pid, " ".join(cmd))
+        if driver:
+            self._children[sweep_dir] = proc
+        return proc
+
     def forget(self, sweep_dir: Path) -> None:
         """Drop a finished child from the child list (its directory was removed)."""
         proc = self._children.pop(sweep_dir, None)

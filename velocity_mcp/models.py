@@ -24,6 +24,7 @@ from velocity.sweepdir.comparison import (
     RunError,
     StrategyScore,
 )
+from velocity.sweepdir.models import Decision
 
 SweepState = Literal["starting", "running", "done", "failed", "cancelled", "interrupted"]
 
@@ -59,6 +60,10 @@ class AttackInfo(BaseModel):
 
     name: str
     kind: str = Field(description="'update' rewrites Byzantine updates; 'data' poisons labels")
+    adaptive: bool = Field(
+        description="optimises its update against the run's own strategy; the attacks "
+        "item 'adaptive' stands for every such attack"
+    )
     description: str
     reference: str = Field(description="paper")
     params: dict[str, ParamInfo]
@@ -94,6 +99,28 @@ class SweepStarted(BaseModel):
     comparison_uri: str = Field(
         description=f"resource with {names.COMPARISON_MD} once the sweep is done"
     )
+    until: Literal["decided"] | None = Field(
+        None,
+        description="decided: repeats are added until the recommendation is decided; "
+        "total_runs and planned_runs are then its first repeat",
+    )
+    max_runs: int | None = Field(
+        None, description="until decided: the most runs it may take (max_repeats, budget)"
+    )
+    next_step: str
+
+
+class ExtendStarted(BaseModel):
+    """An extension that sweep_extend added to a sweep."""
+
+    sweep_id: str = Field(description="the extended sweep (poll it with sweep_status)")
+    sweep_dir: str
+    status: Literal["queued", "running"] = Field(
+        description="queued: the sweep was running and its driver runs the new runs when its "
+        "current runs are done; running: the sweep had ended and runs the new runs now"
+    )
+    added_runs: int = Field(description="runs added (finished runs are never rerun)")
+    total_runs: int = Field(description="runs of the sweep with the new ones")
     next_step: str
 
 
@@ -201,6 +228,12 @@ class Verdict(BaseModel):
 
     recommendation: VerdictRecommendation
     verdict: str = Field(description="recommendation.reason: one sentence to quote")
+    decision: Decision | None = Field(
+        default=None,
+        description="a sweep run until='decided': what ended it (decided, max-repeats, budget), "
+        "the runs spent against the full grid's (full_grid_runs), the strategies eliminated "
+        "with their repeats; null for a fixed grid",
+    )
     detail: Detail = Field(
         description="summary: the recommendation, the best strategy under each attack, the "
         f"caveats, the header and the top {SUMMARY_ROWS} cells; full: everything in "
@@ -257,6 +290,7 @@ __all__ = [
     "Candidate",
     "Catalog",
     "Detail",
+    "ExtendStarted",
     "NotRun",
     "ParamInfo",
     "RankRow",

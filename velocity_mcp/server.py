@@ -34,9 +34,9 @@ from mcp_types import (
     ToolAnnotations,
 )
 from mcp_types import Resource as MCPResource
-from pydantic import Field
+from pydantic import Field, StrictInt
 
-from velocity.spec import Device, Partition, RankBy
+from velocity.spec import MAX_REPEATS, Device, Partition, RankBy
 from velocity.sweepdir import files, names
 from velocity_mcp.inputs import OPERATOR_ONLY, check_arguments
 from velocity_mcp.launcher import Launcher
@@ -46,6 +46,7 @@ from velocity_mcp.models import (
     CancelResult,
     Catalog,
     Detail,
+    ExtendStarted,
     SweepList,
     SweepStarted,
     SweepStatus,
@@ -274,8 +275,10 @@ def build_server(
                 default_factory=list,
                 max_length=limits.max_runs,
                 description="strategies to compare, each 'Name' or 'Name:key=value,...', e.g. "
-                "['FedAvg', 'FedMedian', 'Krum:f=1']. Each runs once with no attack (its "
-                "baseline) and once under each attack. Omit when using config.",
+                "['FedAvg', 'FedMedian', 'Krum:f=1'], or a pipeline of pre-aggregators and a "
+                "rule joined by '>', e.g. 'NNM>Krum' (for heterogeneous data). Each runs once "
+                "with no attack (its baseline) and once under each attack. Omit when using "
+                "config.",
             ),
         ],
         attacks: Annotated[
@@ -285,7 +288,9 @@ def build_server(
                 max_length=limits.max_runs,
                 description="attacks, each 'name' or 'name:key=value,...', e.g. "
                 "['gaussian_noise:sigma=10,fraction=0.2', 'label_flipping']; each is a separate "
-                "column of the matrix. Empty: baselines only.",
+                "column of the matrix. 'adaptive' stands for every adaptive attack (those "
+                "that optimise against the strategy; list_strategies marks them), one column "
+                "each; 'none' is the no-attack column, always run. Empty: baselines only.",
             ),
         ],
         config: Annotated[
@@ -330,6 +335,21 @@ def build_server(
         samples_per_client: Annotated[int | None, _setting("samples_per_client")],
         test_fraction: Annotated[float | None, _setting("test_fraction")],
         fraction_fit: Annotated[float | None, _setting("fraction_fit")],
+        byzantine: Annotated[
+            Annotated[StrictInt, Field(ge=1, le=max(1, limits.max_clients - 1))]
+            | Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+            | None,
+            Field(
+                default=None,
+                description="Byzantine clients, once for the whole sweep: a fraction of all "
+                "clients in (0, 1) (0.2) or an integer count (2). Every attack without its "
+                "own fraction/count takes it, and every strategy's tolerance not given "
+                "(Krum f, TrimmedMean beta = f/n, NNM f, ...) is set to the expected "
+                "Byzantine clients per round, round(byzantine × clients per round). With "
+                "it, a config run with several attacks must give each its own share. "
+                "Unset: each attack's own default (fraction 0.2), the strategies' defaults.",
+            ),
+        ],
         local_epochs: Annotated[int | None, _setting("local_epochs")],
         local_steps: Annotated[int | None, _setting("local_steps")],
         momentum: Annotated[float | None, _setting("momentum")],
@@ -340,6 +360,24 @@ def build_server(
         parallel: Annotated[
             int | None,
             _setting("parallel", limit=limits.max_parallel, limit_name="max_parallel"),
+        ],
+        until: Annotated[
+            Literal["decided"] | None,
+            Field(
+                default=None,
+                description="'decided': instead of guessing repeats, run one repeat of every "
+                "cell, then add repeats (paired seeds) only for the strategies still in the "
+                "running — a strategy already separated from the leader beyond 2·SE gets no "
+                "more — until the recommendation is decided, max_repeats or budget; the verdict "
+                "says which ended it. Do not give repeats with it. Unset: exactly `repeats`.",
+            ),
+        ],
+        max_repeats: Annotated[
+            int | None,
+            _setting("max_repeats", limit=limits.max_runs, limit_name="max_runs"),
+        ],
+        budget: Annotated[
+            int | None, _setting("budget", limit=limits.max_runs, limit_name="max_runs")
         ],
         rank_by: Annotated[
             RankBy | None,
@@ -386,6 +424,7 @@ def build_server(
             "samples_per_client": samples_per_client,
             "test_fraction": test_fraction,
             "fraction_fit": fraction_fit,
+            "byzantine": byzantine,
             "local_epochs": local_epochs,
             "local_steps": local_steps,
             "momentum": momentum,
@@ -396,8 +435,51 @@ def build_server(
             "parallel": parallel,
             "backend": backend,
             "rank_by": rank_by,
+            "until": until,
+            "max_repeats": max_repeats,
+            "budget": budget,
         }
         return service.run(strategies=strategies, attacks=attacks, config=config, settings=settings)
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    def sweep_extend(
+        sweep_id: SweepId,
+        repeats: Annotated[
+            int | None,
+            Field(
+                default=None,
+                ge=1,
+                le=min(MAX_REPEATS, limits.max_runs),
+                description="repeats per cell the sweep should have (more than it has): the "
+                "new repeats run with the next seeds, paired across strategies",
+            ),
+        ],
+        strategies: Annotated[
+            list[Item],
+            Field(
+                default_factory=list,
+                max_length=limits.max_runs,
+                description="strategies to add, each run in every condition (no attack and "
+                "each attack) of the sweep, e.g. ['Bulyan']",
+            ),
+        ],
+        attacks: Annotated[
+            list[Item],
+            Field(
+                default_factory=list,
+                max_length=limits.max_runs,
+                description="attacks to add, each run against every strategy of the sweep",
+            ),
+        ],
+    ) -> ExtendStarted:
+        """Add runs to an existing sweep instead of starting a new one: to answer a follow-up
+        ("and with Bulyan?", "and under ALIE?", "with more seeds?"). The sweep's settings
+        stay (new cells are comparable with the old, paired by seed); finished runs are
+        never rerun. A running sweep gets the runs queued (its driver runs them when its
+        current runs are done); an ended one runs them now. Then poll sweep_status and call
+        sweep_compare: the verdict covers the old and the new runs.
+        """
+        return service.extend(sweep_id, repeats=repeats, strategies=strategies, attacks=attacks)
 
     @server.tool(annotations=read_only)
     def sweep_status(sweep_id: SweepId) -> SweepStatus:

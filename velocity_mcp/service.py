@@ -24,6 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from velocity._inline import range_text
+from velocity.attacks import expand_adaptive
 from velocity.catalog import names_code
 from velocity.sweepdir import files, names
 from velocity.sweepdir.comparison import Comparison
@@ -46,6 +47,7 @@ from velocity_mcp.models import (
     CancelResult,
     Catalog,
     Detail,
+    ExtendStarted,
     ParamInfo,
     RunError,
     RunProgress,
@@ -70,8 +72,11 @@ logger = logging.getLogger(__name__)
 INLINE_SYNTAX = (
     "Strategies and attacks are strings 'Name' or 'Name:key=value,key=value', e.g. "
     "'Krum:f=2', 'TrimmedMean:beta=0.2', 'gaussian_noise:sigma=10,fraction=0.2'. Names are "
-    "case-insensitive. sweep_run runs every strategy with no attack (its baseline) and under "
-    "each attack separately: runs = len(strategies) × (1 + len(attacks)) × repeats."
+    "case-insensitive. A strategy may be a pipeline of pre-aggregators and a rule joined by "
+    "'>', e.g. 'NNM>Krum'. The attack 'adaptive' stands for every adaptive attack. "
+    "sweep_run runs every strategy with no attack (its baseline) and under each attack "
+    "separately: runs = len(strategies) × (1 + len(attacks)) × repeats; byzantine sets "
+    "every attack's share and every strategy's tolerance left open at once."
 )
 COMPARISON_URI = f"velocity://sweeps/{{sweep_id}}/{names.COMPARISON_MD}"
 ACTIVE = ("starting", "running")
@@ -155,6 +160,7 @@ class SweepService:
                 AttackInfo(
                     name=name,
                     kind=info["kind"],
+                    adaptive=info["adaptive"],
                     description=info["description"],
                     reference=info["reference"],
                     params=params,
@@ -218,10 +224,17 @@ class SweepService:
         when it refuses: that line is this call's ``ToolError``, and its directory is
         removed.
         """
+        from velocity.spec import repeat_run
+
         settings = {k: v for k, v in settings.items() if v is not None}
         spec = self._build_spec(strategies, attacks, config, settings)
         runs = spec.expand()
-        self._check_limits(spec, runs)
+        most = len(runs)
+        if spec.shared.until == "decided":  # its first repeat now, more repeats later
+            runs = [repeat_run(r, 0) for r in runs]
+            most = len(runs) * spec.shared.max_repeats
+            most = min(most, spec.shared.budget or most)
+        self._check_limits(spec, runs, most)
         parallel = spec.shared.parallel or min(self.limits.max_parallel, len(runs))
         data = spec.model_dump(mode="json", exclude_none=True)
         data["shared"]["parallel"] = parallel
@@ -273,11 +286,109 @@ class SweepService:
             rounds=spec.shared.rounds,
             clients=spec.shared.clients,
             comparison_uri=comparison_uri(sweep_dir.name),
+            until=spec.shared.until,
+            max_runs=most if spec.shared.until else None,
             next_step=(
                 f"poll sweep_status(sweep_id={sweep_dir.name!r}) every few seconds until state "
                 "is 'done', then call sweep_compare"
             ),
         )
+
+    # ------------------------------------------------------------------- sweep_extend
+
+    def extend(
+        self,
+        sweep_id: str,
+        *,
+        repeats: int | None,
+        strategies: list[str],
+        attacks: list[str],
+    ) -> ExtendStarted:
+        """Add runs to a sweep: ``velocity sweep --extend DIR ...`` in a detached process.
+
+        The server checks its limits on the runs the sweep would have; the process
+        validates the extension against the sweep's plan and refuses (exit 2, one line:
+        this call's ``ToolError``) before it writes anything. A running sweep gets the
+        runs queued and the process exits at once; an ended one is driven by it.
+        """
+        sweep_dir = resolve_sweep(self.root, sweep_id)
+        check_inline_numbers("strategy", strategies)
+        check_inline_numbers("attack", attacks)
+        if repeats is None and not strategies and not attacks:
+            raise ToolError("give repeats, strategies or attacks: the runs to add to the sweep")
+        planned = self._planned(sweep_dir, sweep_id)
+        try:
+            columns = len(expand_adaptive(attacks))
+        except ValueError as exc:
+            raise _spec_error(exc) from None
+        total = _extended_total(planned, repeats, len(strategies), columns)
+        if total > self.limits.max_runs:
+            raise ToolError(
+                self.limits.refusal("max_runs", total, "the number of runs of the extended sweep")
+            )
+        args = [] if repeats is None else ["--repeats", str(repeats)]
+        args += [a for s in strategies for a in ("--strategies", s)]
+        args += [a for s in attacks for a in ("--attacks", s)]
+        try:
+            with self.launcher.launching(self.launcher_start_wait()):
+                driver = not self.launcher.is_running(sweep_dir)
+                running = self.launcher.running()
+                if driver and len(running) >= self.limits.max_concurrent_sweeps:
+                    raise ToolError(
+                        self.limits.refusal(
+                            "max_concurrent_sweeps",
+                            len(running) + 1,
+                            "the number of sweeps running at once with this one ended sweep "
+                            "run again",
+                        )
+                    )
+                proc = self.launcher.start_extension(sweep_dir, args, driver=driver)
+                drives = self._wait_extension(sweep_dir, proc)
+        except TimeoutError as exc:
+            raise ToolError(f"cannot extend a sweep now: {exc}; retry in a few seconds") from None
+        if not drives and proc.returncode not in (None, 0):
+            refusal = refusal_message(sweep_dir) if proc.returncode == REFUSED else None
+            if refusal is not None:
+                raise ToolError(f"invalid extension: {refusal}")
+            raise ToolError(
+                f"the extension exited with code {proc.returncode}; {names.SWEEP_LOG} says:\n"
+                f"{log_tail(sweep_dir)}"
+            )
+        return ExtendStarted(
+            sweep_id=sweep_dir.name,
+            sweep_dir=str(sweep_dir),
+            status="running" if drives else "queued",
+            added_runs=total - len(planned),
+            total_runs=total,
+            next_step=(
+                f"poll sweep_status(sweep_id={sweep_dir.name!r}) until state is 'done', then "
+                "call sweep_compare: the comparison covers the old and the new runs"
+            ),
+        )
+
+    def _planned(self, sweep_dir: Path, sweep_id: str) -> list[Any]:
+        try:
+            return files.read_plan_runs(sweep_dir)
+        except FileNotFoundError:
+            raise ToolError(
+                f"sweep {sweep_id!r} has no {names.PLAN}: it is not a sweep, or it has not "
+                "started yet (poll sweep_status)"
+            ) from None
+        except (CorruptFileError, ValidationError, ValueError) as exc:
+            raise ToolError(f"cannot extend sweep {sweep_id!r}: {names.PLAN}: {exc}") from None
+
+    def _wait_extension(self, sweep_dir: Path, proc: subprocess.Popen[bytes]) -> bool:
+        """Wait until the extension exits or drives the sweep; True when it drives it."""
+        deadline = time.monotonic() + max(self.start_wait_s, 60.0)
+        while time.monotonic() < deadline:
+            status = _read_status(sweep_dir)
+            if status is not None and status.pid == proc.pid:
+                return True
+            if proc.poll() is not None:
+                status = _read_status(sweep_dir)
+                return status is not None and status.pid == proc.pid
+            time.sleep(0.05)
+        return False
 
     def _build_spec(
         self,
@@ -336,10 +447,10 @@ class SweepService:
             spec = build_sweep(data)
         return spec
 
-    def _check_limits(self, spec: Any, runs: list[Any]) -> None:
+    def _check_limits(self, spec: Any, runs: list[Any], most: int) -> None:
         shared = spec.shared
         checks = (
-            ("max_runs", len(runs), f"the number of runs ({_runs_formula(spec)})"),
+            ("max_runs", most, f"the number of runs ({_runs_formula(spec, len(runs))})"),
             ("max_rounds", shared.rounds, "rounds"),
             ("max_clients", shared.clients, "clients"),
             ("max_parallel", shared.parallel or 0, "parallel"),
@@ -748,10 +859,26 @@ def _next_step(sweep_id: str, state: str, comparison_ready: bool) -> str:
     return "read error, fix the request and start a new sweep with sweep_run"
 
 
-def _runs_formula(spec: Any) -> str:
-    entries = len(spec.runs)
+def _runs_formula(spec: Any, runs: int) -> str:
+    if spec.shared.until == "decided":
+        budget = f", at most budget = {spec.shared.budget}" if spec.shared.budget else ""
+        return f"until decided: {runs} cells × max_repeats = {spec.shared.max_repeats}{budget}"
     repeats = spec.shared.repeats
-    return f"{entries} run entries × {repeats} repeat{'s' if repeats != 1 else ''}"
+    cells = runs // repeats
+    return f"{cells} cells × {repeats} repeat{'s' if repeats != 1 else ''}"
+
+
+def _extended_total(planned: list[Any], repeats: int | None, strategies: int, attacks: int) -> int:
+    """The runs a sweep would have once extended (each new strategy in every condition,
+    each new attack against every strategy, every cell with ``repeats`` repeats)."""
+    cells = {spec.cell for spec in planned}
+    labels = {spec.strategy.label() for spec in planned}
+    conditions = {spec.attack_label for spec in planned}
+    have = max((spec.repeat for spec in planned), default=0) + 1
+    new_cells = strategies * len(conditions) + attacks * (len(labels) + strategies)
+    if repeats is None:  # the cells keep their repeats; new ones get the sweep's
+        return len(planned) + new_cells * have
+    return (len(cells) + new_cells) * max(repeats, have)
 
 
 def _param_info(param: Mapping[str, Any]) -> ParamInfo:
@@ -820,6 +947,7 @@ def _verdict(
         return Verdict(
             recommendation=recommendation,
             verdict=recommendation.reason,
+            decision=comparison.decision,
             detail=detail,
             sweep_id=sweep_dir.name,
             sweep_dir=str(sweep_dir),

@@ -18,6 +18,7 @@ class Progress(Protocol):
     def run_started(self, name: str, rounds: int) -> None: ...
     def run_round(self, name: str, rnd: int, rounds: int) -> None: ...
     def run_finished(self, name: str, state: str, detail: str) -> None: ...
+    def add_runs(self, count: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -62,6 +63,9 @@ class _Silent:
     def run_finished(self, name: str, state: str, detail: str) -> None:
         pass
 
+    def add_runs(self, count: int) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -90,6 +94,10 @@ class _Plain:
             self._done += 1
         self._line(f"{state} {name}" + (f"  {detail}" if detail else ""))
 
+    def add_runs(self, count: int) -> None:
+        with self._lock:
+            self._total += count
+
     def close(self) -> None:
         pass
 
@@ -116,6 +124,7 @@ class _Rich:
             console=self._console,
             transient=False,
         )
+        self._total = total
         self._overall = (
             self._progress.add_task("runs", total=total, completed=done) if total > 1 else None
         )
@@ -159,6 +168,14 @@ class _Rich:
         self._progress.console.print(text, markup=True, highlight=False)
         if self._overall is not None:
             self._progress.advance(self._overall)
+
+    def add_runs(self, count: int) -> None:
+        with self._lock:
+            if self._overall is None:
+                self._overall = self._progress.add_task("runs", total=self._total + count)
+            else:
+                self._progress.update(self._overall, total=self._total + count)
+            self._total += count
 
     def close(self) -> None:
         if self._started:

@@ -136,6 +136,13 @@ class Tracker:
             name, state, describe(summary) if state in FINISHED else (error or "")
         )
 
+    def add(self, runs: Sequence[RunSpec]) -> None:
+        """Add runs (pending) to the sweep: a batch planned after it started."""
+        with self.lock:
+            for spec in runs:
+                self.specs[spec.name] = spec
+                self.runs.setdefault(spec.name, RunOutcome(spec.name, "pending"))
+
     def requeue(self, name: str) -> None:
         with self.lock:
             self.runs[name].state = "pending"

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -72,6 +72,7 @@ from velocity.errors import SpecError, format_validation_error
 from velocity.spec import RankBy, RunSpec
 from velocity.sweepdir import files, names
 from velocity.sweepdir import lock as sweeplock
+from velocity.sweepdir import queue as sweepqueue
 from velocity.sweepdir.io import describe_write_error, remove_stray_temp_files, utc_now
 from velocity.sweepdir.models import Plan
 
@@ -80,7 +81,9 @@ __all__ = [
     "PINNED_ENV",
     "START_METHOD_ENV",
     "FinishedCheck",
+    "Planner",
     "RunOutcome",
+    "SweepBusyError",
     "SweepResult",
     "check_setups",
     "default_parallel",
@@ -90,6 +93,10 @@ __all__ = [
     "verify_finished_run",
     "write_failure",
 ]
+
+
+class SweepBusyError(SpecError):
+    """Another live process drives the sweep directory (``sweep D is running (pid N)``)."""
 
 
 @dataclass
@@ -134,6 +141,7 @@ def run_sweep(
     ray_address: str | None = None,
     ray_gpus: float = 0.0,
     rank_by: RankBy = "accuracy",
+    planner: Planner | None = None,
 ) -> SweepResult:
     """Run every spec into ``out_dir/<spec.name>/`` and write the sweep's files.
 
@@ -160,6 +168,13 @@ def run_sweep(
     when the backend is unknown or its package is missing, or when the Ray cluster
     cannot be reached. With ``resume``, runs whose files are complete
     (:func:`verify_finished_run`) are kept and skipped; every other run is rerun.
+
+    Runs come in batches: when a batch is done, the runs queued into the directory by
+    an extension (:mod:`velocity.sweepdir.queue`; a resume takes those a killed driver
+    left) are added, else those ``planner`` asks for (the next repeat of a sweep run
+    until decided, :mod:`velocity.engine.until`); each batch is written into
+    ``plan.json`` before it starts, so a resume finishes it. The sweep ends when a
+    batch brings neither.
     """
     started = time.time()
     clock = time.perf_counter()
@@ -170,10 +185,14 @@ def run_sweep(
     _check_names(runs)
     if parallel is not None and parallel < 1:
         raise SpecError(f"parallel must be >= 1, got {parallel}")
-    with ExitStack() as held:
+    with ExitStack() as ending, ExitStack() as held:  # ending: let go after the lock
         lock: sweeplock.SweepLock | None = None
+        taken: list[Path] = []  # queued files whose runs join the plan
         if resume:  # lock before reading anything: another driver may be writing
             lock = held.enter_context(_lock_to_resume(out_dir))
+            queued, taken = _take_queued(out_dir, runs)
+            runs += queued
+            _check_names(runs)
             finished, reruns = _previous_runs(out_dir, runs)
         else:
             finished, reruns = _check_fresh(out_dir), {}
@@ -199,8 +218,20 @@ def run_sweep(
             try:
                 _reserve(lock, len(runs))
                 _write_plan(
-                    out_dir, runs, workers, executor.name, rank_by, command, config_path, resume
+                    out_dir,
+                    Plan.of(
+                        runs,
+                        parallel=workers,
+                        backend=executor.name,  # type: ignore[arg-type]
+                        rank_by=rank_by,
+                        created_at=utc_now(),
+                        **(planner.plan_fields() if planner else {}),
+                    ),
                 )
+                _write_manifest(out_dir, command, config_path, resume)
+                sweepqueue.discard(taken)
+                if resume:  # stale until the end writes it again (the MCP server waits)
+                    files.discard(out_dir, names.COMPARISON)
             except SpecError:
                 if not resume:  # a refused fresh sweep leaves nothing behind
                     _undo_fresh(out_dir, lock, created)
@@ -221,6 +252,19 @@ def run_sweep(
             try:
                 with stop_on_signals(executor.cancel):
                     state, error = executor.run(todo, out_dir, tracker, workers)
+                    while state == "done" and not executor.cancel.is_set():
+                        batch = _next_batch(out_dir, runs, planner, progress, ending)
+                        if not batch:
+                            break
+                        runs += batch
+                        check_setups(batch)
+                        size = executor.default_parallel(len(batch))
+                        batch_workers = size if parallel is None else parallel
+                        workers = max(workers, batch_workers)
+                        tracker.add(batch)
+                        display.add_runs(len(batch))
+                        tracker.write("running")
+                        state, error = executor.run(batch, out_dir, tracker, batch_workers)
             except BaseException as exc:  # a bug or an interrupt outside the handlers
                 lock.free_reserve()
                 tracker.write("failed", error=f"{type(exc).__name__}: {exc}", final=True)
@@ -274,30 +318,99 @@ def run_sweep(
     )
 
 
-def _write_plan(
+class Planner(Protocol):
+    """What :func:`run_sweep` asks for more runs once a batch is done (until decided)."""
+
+    def more(self, out_dir: Path, runs: Sequence[RunSpec]) -> list[RunSpec]:
+        """The next batch, given the runs planned so far (all ended); [] when it is over."""
+        ...
+
+    def plan_fields(self) -> dict[str, Any]:
+        """Its fields of ``plan.json`` (``until``, ``max_repeats``, ``budget``, ``decision``)."""
+        ...
+
+
+def _next_batch(
     out_dir: Path,
-    runs: Sequence[RunSpec],
-    workers: int,
-    backend: str,
-    rank_by: RankBy,
-    command: list[str] | None,
-    config_path: Path | None,
-    resume: bool,
+    runs: list[RunSpec],
+    planner: Planner | None,
+    progress: bool,
+    ending: ExitStack,
+) -> list[RunSpec]:
+    """The runs queued into the sweep, else the planner's; written into ``plan.json``.
+
+    When there are none, the queue's lock is taken and kept in ``ending`` (released
+    after the sweep's own lock): an extension started from now on waits for this
+    driver to end, then runs itself.
+    """
+    while True:
+        batch, taken = _take_queued(out_dir, runs)
+        if batch and progress:
+            print(f"extend: {len(batch)} queued runs join the sweep", flush=True)
+        if not batch and planner is not None:
+            batch = planner.more(out_dir, runs)
+        if batch:
+            _check_names([*runs, *batch])
+            _rewrite_plan(out_dir, [*runs, *batch], planner)
+            sweepqueue.discard(taken)
+            return batch
+        closing = sweepqueue.QueueLock(out_dir)
+        if sweepqueue.pending(out_dir):
+            closing.release()
+            continue
+        ending.callback(closing.release)
+        if planner is not None:  # the final decision record
+            _rewrite_plan(out_dir, runs, planner)
+        return []
+
+
+def _rewrite_plan(out_dir: Path, runs: Sequence[RunSpec], planner: Planner | None) -> None:
+    """``plan.json`` with ``runs`` (and the planner's fields), its other settings kept."""
+    plan = files.read_plan_settings(out_dir)
+    _write_plan(
+        out_dir,
+        Plan.of(
+            runs,
+            parallel=plan.parallel if plan and plan.parallel else 1,
+            backend=plan.backend if plan else None,
+            rank_by=plan.rank_by if plan else "accuracy",
+            created_at=utc_now(),
+            **(planner.plan_fields() if planner else {}),
+        ),
+    )
+
+
+def _take_queued(out_dir: Path, runs: Sequence[RunSpec]) -> tuple[list[RunSpec], list[Path]]:
+    """The queued runs not yet planned, and the queued files they came from."""
+    known = {spec.name for spec in runs}
+    batch: list[RunSpec] = []
+    paths: list[Path] = []
+    for path, specs in sweepqueue.pending(out_dir):
+        paths.append(path)
+        for spec in specs:
+            if spec.name not in known:
+                known.add(spec.name)
+                batch.append(spec)
+    return batch, paths
+
+
+def _write_plan(out_dir: Path, plan: Plan) -> None:
+    """Write ``plan.json``; a failed write is a ``SpecError``."""
+    try:
+        files.write_plan(out_dir, plan)
+    except OSError as exc:
+        reason = describe_write_error(exc)
+        raise SpecError(f"cannot start the sweep in {out_dir}: {reason}") from None
+
+
+def _write_manifest(
+    out_dir: Path, command: list[str] | None, config_path: Path | None, resume: bool
 ) -> None:
-    """Write ``plan.json`` and ``manifest.json``; a failed write is a ``SpecError``."""
+    """Write ``manifest.json`` (a resume keeps the earlier ones); a failed write is a
+    ``SpecError``."""
     from velocity.engine.manifest import capture_manifest
 
     try:
-        files.write_plan(
-            out_dir,
-            Plan.of(
-                runs,
-                parallel=workers,
-                backend=backend,  # type: ignore[arg-type]
-                rank_by=rank_by,
-                created_at=utc_now(),
-            ),
-        )
         manifest = capture_manifest(command or sys.argv, config_path)
         if resume:
             manifest["previous"] = _previous_manifests(out_dir)
@@ -328,7 +441,7 @@ def _acquire(out_dir: Path) -> sweeplock.SweepLock:
     try:
         return sweeplock.acquire(out_dir)
     except sweeplock.SweepLockedError as exc:
-        raise SpecError(str(exc)) from None
+        raise SweepBusyError(str(exc)) from None
     except OSError as exc:
         if not exc.filename:
             exc.filename = str(out_dir / names.LOCK)
@@ -419,7 +532,7 @@ def _check_fresh(out_dir: Path, *, locked: bool = False) -> dict[str, dict[str, 
         return {}
     pid = None if locked else sweeplock.holder(out_dir)
     if pid is not None:
-        raise SpecError(str(sweeplock.SweepLockedError(out_dir, pid or None)))
+        raise SweepBusyError(str(sweeplock.SweepLockedError(out_dir, pid or None)))
     try:
         entries = [p for p in out_dir.iterdir() if p.name not in names.LAUNCH_FILES]
     except OSError as exc:

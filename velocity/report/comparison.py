@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from velocity.byzantine import per_round, per_round_formula
 from velocity.report.verdict import (
     Gap,
     Observation,
@@ -48,7 +49,7 @@ from velocity.report.verdict import (
     recommend,
     sweep_conditions,
 )
-from velocity.spec import NO_ATTACK, RANK_BY, RankBy
+from velocity.spec import NO_ATTACK, RANK_BY, RankBy, RunSpec
 from velocity.sweepdir import files, names
 from velocity.sweepdir.comparison import (
     Comparison,
@@ -200,7 +201,7 @@ def _fill_increases(rows: list[RankRow]) -> None:
             row.accuracy_drop = base.final_accuracy - row.final_accuracy
 
 
-def _observations(runs: Sequence[RunFiles]) -> tuple[list[Observation], list[Gap]]:
+def observations_of(runs: Sequence[RunFiles]) -> tuple[list[Observation], list[Gap]]:
     """The verdict's inputs: finished runs, and planned cells without a result."""
     observations, gaps = [], []
     for run in runs:
@@ -342,8 +343,13 @@ def _header(
 
 
 def _configured_caveats(runs: Sequence[RunFiles]) -> list[str]:
-    """Strategies set to tolerate fewer Byzantine clients per round than an attack puts in."""
-    seen: dict[tuple[str, str], tuple[int, int, str | None]] = {}
+    """Strategies set to tolerate fewer Byzantine clients per round than an attack puts in.
+
+    With ``byzantine`` set, the caveat also says where the tolerance came from: set
+    explicitly below what ``byzantine`` gives, or from ``byzantine`` itself, the
+    *expected* count per round, which a sampled round can exceed.
+    """
+    seen: dict[tuple[str, str], tuple[int, int, str]] = {}
     for run in runs:
         if run.spec is None or not run.finished or not run.max_byzantine:
             continue
@@ -351,15 +357,33 @@ def _configured_caveats(runs: Sequence[RunFiles]) -> list[str]:
         tolerated = strategy.configured_byzantine(run.spec.clients_per_round)
         if tolerated is not None and run.max_byzantine > tolerated:
             key = (run.strategy, run.attack)
-            worst = max(seen.get(key, (tolerated, 0, None))[1], run.max_byzantine)
-            seen[key] = (tolerated, worst, strategy.tolerance_param)
+            worst = max(seen.get(key, (tolerated, 0, ""))[1], run.max_byzantine)
+            seen[key] = (tolerated, worst, _tolerance_source(run.spec, tolerated))
     return [
         f"{strategy} is configured for {tolerated} Byzantine client"
         f"{'s' if tolerated != 1 else ''} per round, but {attack} puts up to {count} in a "
-        "round: its result under that attack is outside what it is set to tolerate"
-        + (f" (raise {param})" if param else "")
-        for (strategy, attack), (tolerated, count, param) in seen.items()
+        f"round: its result under that attack is outside what it is set to tolerate{source}"
+        for (strategy, attack), (tolerated, count, source) in seen.items()
     ]
+
+
+def _tolerance_source(spec: RunSpec, tolerated: int) -> str:
+    """`` (raise f)``, and with ``byzantine`` set, whether f came from it."""
+    param = spec.strategy.tolerance_param
+    raise_it = f" (raise {param})" if param else ""
+    if spec.byzantine is None:
+        return raise_it
+    f = per_round(spec.byzantine, spec.clients, spec.clients_per_round)
+    formula = per_round_formula(spec.byzantine, spec.clients, spec.clients_per_round)
+    if tolerated == f:
+        return (
+            f"; it is set from byzantine = {spec.byzantine}, {formula}: the expected count per "
+            "round, which sampled rounds exceed"
+        )
+    return (
+        f"; its tolerance is set explicitly, not from byzantine = {spec.byzantine} ({formula})"
+        + (f"; leave {param} out to take it from byzantine" if param else "")
+    )
 
 
 def _run_caveats(runs: list[RunFiles], rows: list[RankRow]) -> list[str]:
@@ -476,7 +500,7 @@ def comparison_of(
     runs = read_runs(sweep_dir)
     rows = _rank(_group(runs), rank_by)
     _fill_increases(rows)
-    observations, gaps = _observations(runs)
+    observations, gaps = observations_of(runs)
     recommendation = recommend(observations, gaps, rank_by=rank_by)
     caveats = _run_caveats(runs, rows)
     caveats += _verdict_caveats(recommendation, observations)
@@ -486,6 +510,7 @@ def comparison_of(
         caveats.append("no run finished: there is no recommendation")
     return Comparison(
         recommendation=recommendation,
+        decision=plan.decision if plan is not None else None,
         sweep_dir=str(sweep_dir),
         generated_at=utc_now(),
         header=_header(runs, rows, plan, status, wall_s, parallel, rank_by),

@@ -143,6 +143,39 @@ def recommendation_title(rec: Mapping[str, Any]) -> str:
     return f"**Recommendation: {rec['strategy']}** ({state})"
 
 
+#: What ended a sweep run until decided, as the report says it.
+_ENDED = {
+    "decided": "the recommendation was decided",
+    "max-repeats": "max_repeats was reached",
+    "budget": "the next repeat would have passed the budget",
+    "no-candidate": "no strategy had a result in every condition",
+    None: "it had not ended (resume it to go on)",
+}
+
+
+def decision_line(decision: Mapping[str, Any] | None) -> str | None:
+    """How a sweep run until decided ended and what it spent, or None for a fixed grid."""
+    if not decision:
+        return None
+    spent, full = decision["runs_spent"], decision["full_grid_runs"]
+    line = (
+        f"Run until decided: it stopped after {_repeats(decision['repeats'])} because "
+        f"{_ENDED[decision['ended']]}; "
+        f"{spent} runs spent, against {full} for the full grid"
+    )
+    if full > spent:
+        line += f" ({full - spent} saved, {full / max(spent, 1):.1f}× fewer)"
+    if decision["eliminated"]:
+        line += "; eliminated (no more repeats once separated from the leader): " + ", ".join(
+            f"{s} after {_repeats(k)}" for s, k in decision["eliminated"].items()
+        )
+    return line + "."
+
+
+def _repeats(k: int) -> str:
+    return f"{k} repeat{'s' if k != 1 else ''}"
+
+
 def _metric_cell(value: float | None, se: float | None, rank_by: str) -> str:
     if value is None:
         return "–"
@@ -151,8 +184,11 @@ def _metric_cell(value: float | None, se: float | None, rank_by: str) -> str:
     return with_std(value, se)
 
 
-def strategy_table(rec: Mapping[str, Any]) -> list[str]:
-    """One row per complete strategy: worst case, binding condition, each condition."""
+def strategy_table(
+    rec: Mapping[str, Any], eliminated: Mapping[str, int] | None = None
+) -> list[str]:
+    """One row per complete strategy: worst case, binding condition, each condition; a
+    strategy eliminated in a sweep run until decided is marked so."""
     candidates = rec["candidates"]
     if not candidates:
         return []
@@ -166,6 +202,8 @@ def strategy_table(rec: Mapping[str, Any]) -> list[str]:
     for score in candidates:
         by_condition = {c["condition"]: c for c in score["conditions"]}
         marker = " ←" if score["strategy"] == rec["strategy"] else ""
+        if eliminated and score["strategy"] in eliminated:
+            marker += f" (eliminated after {_repeats(eliminated[score['strategy']])})"
         cells = [
             str(score["rank"]),
             f"{score['strategy']}{marker}",
@@ -260,7 +298,10 @@ def render_markdown(comparison: Mapping[str, Any], images: Sequence[str] = ()) -
     rec = comparison["recommendation"]
     lines = [f"# Sweep comparison: {name}", "", *header_lines(comparison["header"]), ""]
     lines += ["## Recommendation", "", recommendation_title(rec), "", rec["reason"], ""]
-    table = strategy_table(rec)
+    decision = comparison.get("decision")
+    if decision_line(decision):
+        lines += [str(decision_line(decision)), ""]
+    table = strategy_table(rec, (decision or {}).get("eliminated"))
     if table:
         lines += [*table, ""]
     if rec["incomplete"]:
@@ -293,6 +334,9 @@ def render_console(comparison: Mapping[str, Any], sweep_dir: Path) -> str:
     rec = comparison["recommendation"]
     title = recommendation_title(rec).replace("**", "")
     lines = [f"{title}: {rec['reason']}"]
+    decided = decision_line(comparison.get("decision"))
+    if decided:
+        lines.append(decided)
     for attack, entry in comparison["most_robust"]["by_attack"].items():
         if entry is not None:
             lines.append(f"Best under {attack}: {attack_phrase(entry)}")

@@ -226,11 +226,13 @@ class VelocityServer:
 
         The final model (and every ``checkpoint_every`` rounds) is saved to
         ``checkpoint_dir``, by default the spec's ``storage`` (none if unset).
-        ``num_threads`` pins the Rust core's pool and a torch model's intra-op threads
-        (``torch.set_num_threads``); None leaves both at their defaults.
+        ``num_threads`` pins the Rust core's pool and the threads a torch model trains
+        with (:meth:`TorchModel.set_num_threads`: intra-op threads, or clients trained
+        concurrently); None leaves the pool at its default and gives torch one thread
+        per core.
         """
         spec = self.spec
-        if num_threads is not None and isinstance(self.model, TorchModel):
+        if isinstance(self.model, TorchModel):
             self.model.set_num_threads(num_threads)
         orchestrator = _core.Orchestrator(
             spec.strategy.to_core(),

@@ -50,16 +50,29 @@ each client's training in turn).
 **Device:** ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else the CPU;
 ``"cuda"`` without a GPU is refused. Deterministic algorithms are on
 (``torch.use_deterministic_algorithms(True)``, with ``CUBLAS_WORKSPACE_CONFIG``
-set for CUDA), so a seed fixes the result on a device. Torch's intra-op threads are
-the run's ``num_threads`` (:meth:`TorchModel.set_num_threads`; one per sweep worker,
-which also pins ``OMP_NUM_THREADS`` to 1).
+set for CUDA), so a seed fixes the result on a device.
+
+**Threads.** A run's ``num_threads`` (:meth:`TorchModel.set_num_threads`; one per sweep
+worker, all cores for ``velocity run``) is spent where it pays. Vectorized models use
+them as torch's intra-op threads. Models whose clients train one at a time on the CPU
+(the convolutional ones, see :meth:`TorchModel._choose_vectorized`) train that many
+clients *concurrently* instead, one thread each with one intra-op thread, each thread on
+its own replica of the module (``torch.func.functional_call`` and autograd write into
+the module, so replicas are never shared): at a minibatch of 32 one client's step does
+not keep two cores busy, two clients do. Evaluation splits its batches over the same
+threads. Every client and every evaluation batch then runs the same single-threaded
+computation whatever the thread count, so a run's results do not depend on it
+(``tests/test_torch_models.py`` checks it bit for bit).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import queue
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -82,8 +95,9 @@ __all__ = ["VMAP_CLIENTS", "TorchModel", "build_cnn", "build_torch_mlp", "build_
 VMAP_CLIENTS = 20
 #: The memory a vmap group's activations and parameter stacks may take (estimated).
 VMAP_BYTES = 128 * 2**20
-#: Samples per forward pass when evaluating (the CNN's first activations: ~50 MB).
-_EVAL_BATCH = 512
+#: Samples per forward pass when evaluating (the CNN's first activations: ~13 MB, per
+#: evaluating thread).
+_EVAL_BATCH = 128
 #: The hint of every "needs torch" error.
 INSTALL_HINT = "pip install 'velocity-fl[torch]'"
 
@@ -171,10 +185,16 @@ class TorchModel(Model):
         )
         self._net.train()
         self._names = [name for name, _ in self._net.named_parameters()]
+        self._has_buffers = any(True for _ in self._net.buffers())
         shapes = [(name, tuple(p.shape)) for name, p in self._net.named_parameters()]
         super().__init__(model_id, input_dim, num_classes, shapes)
         self.vectorized = self._choose_vectorized(vectorize)
         self._vgrad = torch.func.vmap(torch.func.grad(self._weighted_loss))
+        #: Clients trained at once (one thread and one module replica each); see
+        #: :meth:`set_num_threads`.
+        self.concurrent_clients = 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._replicas: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def _choose_vectorized(self, vectorize: bool | None) -> bool:
         """Whether clients train together; each choice that is not vmap is a note.
@@ -189,7 +209,7 @@ class TorchModel(Model):
         reproducible; both paths agree within float rounding.
         """
         model_id = self.model_id
-        if any(True for _ in self._net.buffers()):
+        if self._has_buffers:
             self.notes.append(
                 f"model '{model_id}' has buffers (e.g. BatchNorm running statistics), which "
                 "vmap cannot update per client: its clients train one at a time (same "
@@ -232,9 +252,49 @@ class TorchModel(Model):
         per_client = 4 * (3 * batch_size * self.activation_floats + 4 * self.num_params)
         return max(1, min(VMAP_CLIENTS, VMAP_BYTES // per_client))
 
-    def set_num_threads(self, num_threads: int) -> None:
-        """Pin torch's intra-op threads (``torch.set_num_threads``, process-wide)."""
-        self._torch.set_num_threads(num_threads)
+    def set_num_threads(self, num_threads: int | None) -> None:
+        """Spend ``num_threads`` cores on this model (None: torch's default, one per core).
+
+        Vectorized models, and any model on a GPU, get them as torch's intra-op threads
+        (``torch.set_num_threads``, process-wide). A model whose clients train one at a
+        time on the CPU trains ``num_threads`` clients concurrently instead, with one
+        intra-op thread each (the module docstring says why; results do not change).
+        """
+        torch = self._torch
+        threads = torch.get_num_threads() if num_threads is None else num_threads
+        if threads < 1:
+            raise ValueError(f"num_threads must be ≥ 1, got {threads}")
+        one_at_a_time = not self.vectorized and self.device.type == "cpu"
+        # Buffers (BatchNorm statistics) are one copy updated by each client in turn:
+        # replicas would each keep their own, so those models stay in one thread.
+        concurrent = threads if one_at_a_time and not self._has_buffers else 1
+        torch.set_num_threads(1 if concurrent > 1 else threads)
+        if concurrent != self.concurrent_clients and self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self.concurrent_clients = concurrent
+
+    def _concurrently(self, tasks: Sequence[Callable[[Any], Any]]) -> list[Any]:
+        """Each task called with a module replica, ``concurrent_clients`` at a time;
+        results in task order. One task, or one thread: in this thread, on the module."""
+        if self.concurrent_clients == 1 or len(tasks) < 2:
+            return [task(self._net) for task in tasks]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.concurrent_clients, thread_name_prefix="velocity-client"
+            )
+
+        def run(task: Callable[[Any], Any]) -> Any:
+            try:
+                net = self._replicas.get_nowait()
+            except queue.Empty:
+                net = copy.deepcopy(self._net)
+            try:
+                return task(net)
+            finally:
+                self._replicas.put(net)
+
+        return list(self._pool.map(run, tasks))
 
     # --- the Model contract --------------------------------------------------------
 
@@ -281,13 +341,21 @@ class TorchModel(Model):
     def evaluate(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         torch = self._torch
         images, _ = self._tensors(x, y)
-        self._load(params)
-        self._net.eval()
-        try:
-            with torch.no_grad():
-                logits = torch.cat([self._net(part) for part in images.split(_EVAL_BATCH)])
-        finally:
-            self._net.train()
+        vector = self._as_tensor(params)
+
+        def forward(part: Any) -> Callable[[Any], Any]:
+            def call(net: Any) -> Any:
+                self._load_tensor(vector, net)
+                net.eval()
+                try:
+                    with torch.no_grad():
+                        return net(part)
+                finally:
+                    net.train()
+
+            return call
+
+        logits = torch.cat(self._concurrently([forward(p) for p in images.split(_EVAL_BATCH)]))
         return _xent_and_accuracy(logits.double().cpu().numpy(), np.asarray(y, dtype=np.int64))
 
     def train_clients(
@@ -304,7 +372,8 @@ class TorchModel(Model):
         momentum: float = 0.0,
         momenta: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Train the clients in groups of :meth:`group_size` (one at a time without vmap).
+        """Train the clients in groups of :meth:`group_size` (one at a time without vmap,
+        :attr:`concurrent_clients` of them at once).
 
         Clients are sorted by size, largest first, as the numpy models do, so the
         clients with samples left at a step of an epoch are a prefix of the group.
@@ -318,28 +387,34 @@ class TorchModel(Model):
         start = self._as_tensor(params)
         out = torch.empty((len(clients), self.num_params), dtype=torch.float32)
         group = self.group_size(batch_size)
-        for lo in range(0, len(order), group):
-            members = order[lo : lo + group]
-            buffers = (
-                None
-                if momenta is None or momentum == 0
-                else torch.as_tensor(momenta[members], device=self.device)
-            )
-            trained = self._train_group(
-                start,
-                [clients[c] for c in members],
-                [seeds[c] for c in members],
-                buffers,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                prox_mu=prox_mu,
-                local_steps=local_steps,
-                momentum=momentum,
-            )
-            out[members] = trained.cpu()
-            if buffers is not None and momenta is not None:
-                momenta[members] = buffers.cpu().numpy()
+
+        def train(members: list[int]) -> Callable[[Any], None]:
+            def call(net: Any) -> None:
+                buffers = (
+                    None
+                    if momenta is None or momentum == 0
+                    else torch.as_tensor(momenta[members], device=self.device)
+                )
+                trained = self._train_group(
+                    start,
+                    [clients[c] for c in members],
+                    [seeds[c] for c in members],
+                    buffers,
+                    net,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=lr,
+                    prox_mu=prox_mu,
+                    local_steps=local_steps,
+                    momentum=momentum,
+                )
+                out[members] = trained.cpu()
+                if buffers is not None and momenta is not None:
+                    momenta[members] = buffers.cpu().numpy()
+
+            return call
+
+        self._concurrently([train(order[lo : lo + group]) for lo in range(0, len(order), group)])
         return out.numpy()
 
     # --- one group of clients ------------------------------------------------------
@@ -350,6 +425,7 @@ class TorchModel(Model):
         data: list[tuple[np.ndarray, np.ndarray]],
         seeds: list[int],
         buffers: Any,
+        net: Any,
         *,
         epochs: int,
         batch_size: int,
@@ -360,7 +436,8 @@ class TorchModel(Model):
     ) -> Any:
         """SGD of the k clients of ``data`` from ``start``; returns their ``(k, P)`` stack.
 
-        ``buffers`` (``(k, P)`` or None) are their momentum buffers, updated in place.
+        ``buffers`` (``(k, P)`` or None) are their momentum buffers, updated in place;
+        ``net`` is the module (or replica) that computes the gradients without vmap.
         """
         torch = self._torch
         k = len(data)
@@ -380,7 +457,7 @@ class TorchModel(Model):
             active = len(rows)
             index = torch.as_tensor(rows, device=self.device)
             omega = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
-            step = self._grads(stack[:active], images[index], labels[index], omega)
+            step = self._grads(stack[:active], images[index], labels[index], omega, net)
             if prox_mu > 0:
                 step += prox_mu * (stack[:active] - start)
             if buffers is not None and momentum > 0:
@@ -389,25 +466,29 @@ class TorchModel(Model):
             stack[:active] -= lr * step
         return stack
 
-    def _grads(self, stack: Any, images: Any, labels: Any, weights: Any) -> Any:
-        """Each client's gradient, ``(k, P)``: one vmap call, or autograd for one client."""
+    def _grads(self, stack: Any, images: Any, labels: Any, weights: Any, net: Any) -> Any:
+        """Each client's gradient, ``(k, P)``: one vmap call, or autograd on ``net`` for
+        one client at a time."""
         torch = self._torch
         if self.vectorized:
             grads = self._vgrad(self._unstack(stack), images, labels, weights)
             return torch.cat([grads[name].reshape(len(stack), -1) for name in self._names], 1)
         rows = []
         for c in range(len(stack)):
-            self._load_tensor(stack[c])
-            self._net.zero_grad(set_to_none=True)
-            params = dict(self._net.named_parameters())
-            self._weighted_loss(params, images[c], labels[c], weights[c]).backward()
-            rows.append(torch.cat([p.grad.reshape(-1) for p in self._net.parameters()]))
+            self._load_tensor(stack[c], net)
+            net.zero_grad(set_to_none=True)
+            params = dict(net.named_parameters())
+            self._weighted_loss(params, images[c], labels[c], weights[c], net).backward()
+            rows.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]))
         return torch.stack(rows)
 
-    def _weighted_loss(self, params: dict[str, Any], images: Any, labels: Any, w: Any) -> Any:
-        """``sum_j w_j CE(f(params; x_j), y_j)`` for one client's minibatch."""
+    def _weighted_loss(
+        self, params: dict[str, Any], images: Any, labels: Any, w: Any, net: Any = None
+    ) -> Any:
+        """``sum_j w_j CE(f(params; x_j), y_j)`` for one client's minibatch, through
+        ``net`` (default: the model's own module; vmap calls it without)."""
         torch = self._torch
-        logits = torch.func.functional_call(self._net, params, (images,))
+        logits = torch.func.functional_call(self._net if net is None else net, params, (images,))
         losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
         return (losses * w).sum()
 
@@ -435,9 +516,10 @@ class TorchModel(Model):
     def _load(self, params: np.ndarray) -> None:
         self._load_tensor(self._as_tensor(params))
 
-    def _load_tensor(self, vector: Any) -> None:
+    def _load_tensor(self, vector: Any, net: Any = None) -> None:
+        module = self._net if net is None else net
         with self._torch.no_grad():
-            self._torch.nn.utils.vector_to_parameters(vector, self._net.parameters())
+            self._torch.nn.utils.vector_to_parameters(vector, module.parameters())
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         """Features as ``(n, *input_shape)`` (images channels-first) and int64 labels."""

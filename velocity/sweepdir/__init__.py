@@ -16,7 +16,8 @@ and the reports. This package alone knows their names and shapes:
 * :mod:`.io`: atomic writes, JSON and CSV reads that name a damaged file;
 * :mod:`.runs`: a directory's runs as the reports see them; :mod:`.results`:
   ``results.csv``; :mod:`.verify`: what ``--resume`` trusts; :mod:`.checkpoints`: the
-  saved models; :mod:`.lock`: one driver per directory;
+  saved models; :mod:`.lock`: one driver per directory; :mod:`.queue`: runs that an
+  extension queued into a running sweep;
 * :mod:`.docs`: ``docs/files.md``'s field tables, generated from the models.
 
 May import: the vocabulary (``velocity.spec``, ``velocity.strategy``,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from velocity.spec import RankBy
 from velocity.sweepdir import names
-from velocity.sweepdir.models import Detection, FileModel
+from velocity.sweepdir.models import Decision, Detection, FileModel
 
 #: A setting as the sweep's runs have it: one value when every run shares it, else the
 #: sorted distinct values (null when no run says).
@@ -294,6 +294,11 @@ class Comparison(FileModel):
 
     recommendation: Recommendation = Field(
         description="the answer: best worst case over {no attack} ∪ the attacks"
+    )
+    decision: Decision | None = Field(
+        None,
+        description="a sweep run until decided: what ended it, the runs spent against the "
+        "full grid's, the strategies eliminated (plan.json's decision); null for a fixed grid",
     )
     sweep_dir: str = Field(description="the sweep directory it was built from")
     generated_at: str = Field(description="when (ISO 8601, UTC)")

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from velocity.spec import RunSpec
-from velocity.sweepdir import comparison, models, results
+from velocity.sweepdir import comparison, models, queue, results
 
 #: Every model with a table, in the order of ``docs/files.md``.
 MODELS: tuple[type[BaseModel], ...] = (
@@ -42,6 +42,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     models.TimeSplit,
     models.Detection,
     models.Plan,
+    models.Decision,
+    queue.QueuedRuns,
     models.Status,
     models.RunState,
     results.ResultRow,

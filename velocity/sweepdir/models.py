@@ -148,6 +148,39 @@ def _delete(data: Any, path: tuple[int | str, ...]) -> None:
 
 # --------------------------------------------------------------------------- plan.json
 
+#: What ends a sweep run ``until = "decided"`` (:class:`Decision`).
+DecisionEnd = Literal["decided", "max-repeats", "budget", "no-candidate"]
+
+
+class Decision(BaseModel):
+    """How a sweep run until decided stands (``plan.json``'s ``decision``), after each repeat."""
+
+    ended: DecisionEnd | None = Field(
+        None,
+        description="what ended it: decided (the recommendation is separated from every "
+        "other candidate beyond 2·SE), max-repeats, budget (the next repeat would pass it), "
+        "no-candidate (no strategy has a result in every condition); null while it goes on",
+    )
+    leader: str | None = Field(None, description="the candidate with the best worst case")
+    runner_up: str | None = Field(None, description="the second best candidate")
+    margin: float | None = Field(
+        None, description="paired worst-case difference leader − runner-up (goodness)"
+    )
+    two_se: float | None = Field(None, description="twice its standard error")
+    repeats: int = Field(0, description="repeats the leader has had")
+    active: list[str] = Field(
+        default_factory=list, description="the strategies that get the next repeat"
+    )
+    eliminated: dict[str, int] = Field(
+        default_factory=dict,
+        description="strategies given no more repeats (successive elimination), with the "
+        "repeats they had",
+    )
+    runs_spent: int = Field(0, description="runs planned so far")
+    full_grid_runs: int = Field(
+        0, description="runs of the fixed grid: every cell × max_repeats repeats"
+    )
+
 
 class Plan(FileModel):
     """``plan.json``: what the sweep runs and where; rewritten on ``--resume``.
@@ -172,6 +205,16 @@ class Plan(FileModel):
     created_at: Timestamp | None = Field(
         None, description="when the plan was written (ISO 8601, UTC)"
     )
+    until: Literal["decided"] | None = Field(
+        None,
+        description="decided: repeats are added until the recommendation is decided "
+        "(null: the fixed plan)",
+    )
+    max_repeats: int | None = Field(None, description="until decided: at most this many repeats")
+    budget: int | None = Field(None, description="until decided: at most this many runs")
+    decision: Decision | None = Field(
+        None, description="until decided: how it stands after the last repeat"
+    )
 
     @classmethod
     def of(
@@ -182,6 +225,10 @@ class Plan(FileModel):
         rank_by: RankBy,
         backend: Backend | None = None,
         created_at: str,
+        until: Literal["decided"] | None = None,
+        max_repeats: int | None = None,
+        budget: int | None = None,
+        decision: Decision | None = None,
     ) -> Plan:
         """The plan of ``runs``: its repeats are the runs' (one more than the last repeat)."""
         return cls(
@@ -191,6 +238,10 @@ class Plan(FileModel):
             repeats=max(spec.repeat for spec in runs) + 1 if runs else 1,
             rank_by=rank_by,
             created_at=created_at,
+            until=until,
+            max_repeats=max_repeats,
+            budget=budget,
+            decision=decision,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -355,6 +406,8 @@ __all__ = [
     "ROUND_COLUMNS",
     "TIMING_COLUMNS",
     "Backend",
+    "Decision",
+    "DecisionEnd",
     "Detection",
     "FileModel",
     "Plan",

@@ -51,6 +51,11 @@ PICTURES = (CURVES, ROBUSTNESS)
 REPORTS = (RESULTS, CURVES, ROBUSTNESS, PLOTS, REPORT, COMPARISON, COMPARISON_MD)
 #: The sweep-level files a sweep (re)writes; a resume refuses when one is not a file.
 REWRITTEN = (PLAN, MANIFEST, STATUS, *REPORTS)
+#: The start of the name of a file of runs queued into a running sweep by ``--extend``
+#: (``.extend-<time>-<pid>.json``, :mod:`velocity.sweepdir.queue`).
+QUEUED_PREFIX = ".extend-"
+#: The lock that the driver and the extenders of a sweep take to queue runs.
+QUEUE_LOCK = ".extend.lock"
 #: What a launcher (the MCP server) puts in a directory before it starts a sweep into
 #: it with ``velocity sweep DIR/experiment.json --out DIR``: the directory still
 #: counts as empty for a fresh sweep.
@@ -145,6 +150,8 @@ __all__ = [
     "PLAN",
     "PLOTS",
     "PROGRESS",
+    "QUEUED_PREFIX",
+    "QUEUE_LOCK",
     "REPORT",
     "REPORTS",
     "RESULTS",

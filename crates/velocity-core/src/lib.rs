@@ -1,11 +1,13 @@
-//! velocity-core: robust federated-learning aggregation kernels, the attack
-//! registry and the per-run orchestrator. Imported in Python as
+//! velocity-core: robust federated-learning aggregation kernels, the
+//! pre-aggregators and the rule pipeline, the attack registry and the per-run
+//! orchestrator. Imported in Python as
 //! `velocity._core` (feature `python`); the pure-Rust API builds and tests
 //! without Python.
 
 pub mod error;
 pub mod orchestrator;
 pub mod parallel;
+pub mod preagg;
 pub mod schema;
 pub mod security;
 pub mod strategy;
@@ -19,8 +21,9 @@ mod python;
 mod _core {
     #[pymodule_export]
     use crate::python::{
-        aggregate, attack_name, attack_schemas, byzantine_counts, strategy_schemas, valid_attacks,
-        validate_attack, NonFiniteError, PyOrchestrator, PyStrategy,
+        aggregate, attack_name, attack_schemas, byzantine_counts, preaggregator_name,
+        preaggregator_schemas, strategy_schemas, valid_attacks, validate_attack, NonFiniteError,
+        PyOrchestrator, PyStrategy,
     };
 
     #[pymodule_init]

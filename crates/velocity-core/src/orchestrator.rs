@@ -1,23 +1,26 @@
-//! One run's server-side state: the strategy, the attack plan (who is
-//! Byzantine, running what), the seed, the thread count and, for strategies
-//! that declare [`uses_previous_aggregate`](crate::strategy::StrategySpec::uses_previous_aggregate),
+//! One run's server-side state: the rule pipeline (pre-aggregators, then the
+//! strategy), the attack plan (who is Byzantine, running what), the seed, the
+//! thread count and, for strategies that declare [`uses_previous_aggregate`](crate::strategy::StrategySpec::uses_previous_aggregate),
 //! the previous round's aggregate.
 //!
 //! Randomness is keyed, never sequential: the Byzantine assignment comes from
 //! (seed, ASSIGN stream), an attacked update from (seed, UPDATE stream, round,
-//! client) and poisoned labels from (seed, DATA stream, round, client). Results
-//! therefore depend neither on call order nor on the thread count.
+//! client), poisoned labels from (seed, DATA stream, round, client) and
+//! Bucketing's buckets from (seed, round). Results therefore depend neither on
+//! call order nor on the thread count.
 
 use crate::error::{CoreError, Result};
 use crate::parallel::install;
-use crate::security::{byzantine_counts, rng_for, Apply, HonestStats, Params, UpdateContext};
-use crate::strategy::Strategy;
-use rand::Rng;
+use crate::preagg::{permutation, Pipeline, RoundKey};
+use crate::security::{
+    byzantine_counts, rng_for, AdaptiveContext, Apply, HonestStats, Outcome, Params, UpdateContext,
+};
 use rayon::prelude::*;
 
 const STREAM_ASSIGN: u64 = 0x6279_7a61_6e74_696e; // "byzantin"
 const STREAM_UPDATE: u64 = 0x7570_6461_7465_0001;
 const STREAM_DATA: u64 = 0x6461_7461_0000_0002;
+const STREAM_ADAPTIVE: u64 = 0x6164_6170_7469_0003;
 
 /// Detection counts of a selection strategy among one round's clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,7 +41,8 @@ pub struct RoundReport {
     pub byzantine: Vec<usize>,
     /// (client id, attack name) for each of them, sorted by client id.
     pub attacked: Vec<(usize, &'static str)>,
-    /// Client ids kept by a selection strategy, sorted (None otherwise).
+    /// Client ids kept by a selection strategy (through the pre-aggregators'
+    /// row mapping), sorted (None otherwise).
     pub selected: Option<Vec<usize>>,
     /// Kept/excluded × honest/Byzantine counts for selection strategies.
     pub detection: Option<Detection>,
@@ -47,7 +51,7 @@ pub struct RoundReport {
 /// One run's server side.
 #[derive(Debug)]
 pub struct Orchestrator {
-    strategy: Strategy,
+    pipeline: Pipeline,
     attacks: Vec<Params>,
     /// Attack index per client id (None: honest).
     assignment: Vec<Option<usize>>,
@@ -55,17 +59,6 @@ pub struct Orchestrator {
     num_threads: Option<usize>,
     /// The last aggregate, kept only when the strategy uses it.
     previous: Option<Vec<f32>>,
-}
-
-/// A seeded permutation of `0..n` (Fisher–Yates driven by ChaCha8).
-fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = rng_for(seed, STREAM_ASSIGN, 0, 0);
-    let mut ids: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = rng.random_range(0..=i as u64) as usize;
-        ids.swap(i, j);
-    }
-    ids
 }
 
 impl Orchestrator {
@@ -76,7 +69,7 @@ impl Orchestrator {
     /// else max(1, round_half_up(fraction · num_clients)). For a fixed seed,
     /// runs that differ only in fraction therefore get nested Byzantine sets.
     pub fn new(
-        strategy: Strategy,
+        pipeline: Pipeline,
         attacks: Vec<Params>,
         num_clients: usize,
         seed: u64,
@@ -86,7 +79,7 @@ impl Orchestrator {
             return Err(CoreError::invalid("num_clients", 0, "an integer ≥ 1"));
         }
         let counts = byzantine_counts(&attacks, num_clients)?;
-        let order = permutation(num_clients, seed);
+        let order = permutation(num_clients, &mut rng_for(seed, STREAM_ASSIGN, 0, 0));
         let mut assignment = vec![None; num_clients];
         let mut next = 0;
         for (attack, &k) in counts.iter().enumerate() {
@@ -96,7 +89,7 @@ impl Orchestrator {
             next += k;
         }
         Ok(Orchestrator {
-            strategy,
+            pipeline,
             attacks,
             assignment,
             seed,
@@ -105,9 +98,9 @@ impl Orchestrator {
         })
     }
 
-    /// The strategy.
-    pub fn strategy(&self) -> &Strategy {
-        &self.strategy
+    /// The rule pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// Number of clients in the federation.
@@ -195,12 +188,13 @@ impl Orchestrator {
     /// their distinct ids. A row whose client runs an update attack active
     /// this round is replaced (the honest matrix is not copied); data
     /// attackers' rows pass unchanged. Honest statistics (ALIE, IPM) use the
-    /// rows of non-Byzantine clients only. A strategy that declares
-    /// `uses_previous_aggregate` (CenteredClipping) also gets the previous
-    /// round's aggregate (none in the first round).
+    /// rows of non-Byzantine clients only. The rows then go through the
+    /// pipeline: its pre-aggregators (Bucketing keyed by (seed, round)), then the
+    /// strategy; one that declares `uses_previous_aggregate` (CenteredClipping)
+    /// also gets the previous round's aggregate (none in the first round).
     ///
     /// Errors: shapes, ids, weights, NaN/Inf (input or attacked rows), the
-    /// strategy's precondition for n, and a non-finite new global (divergence).
+    /// pipeline's preconditions for n, and a non-finite new global (divergence).
     pub fn run_round(
         &mut self,
         round: u64,
@@ -267,7 +261,7 @@ impl Orchestrator {
             }
             clients.push(c);
         }
-        self.strategy.check_clients(n)?;
+        self.pipeline.check_clients(n)?;
 
         // Who attacks this round, and with what.
         let active: Vec<(usize, &Params)> = clients
@@ -281,7 +275,7 @@ impl Orchestrator {
                 Apply::Update {
                     needs_honest_stats: true,
                     ..
-                }
+                } | Apply::Adaptive(_)
             )
         });
         let stats = if needs_stats {
@@ -310,7 +304,7 @@ impl Orchestrator {
                     let mut rng = rng_for(seed, STREAM_UPDATE, round, clients[row] as u64);
                     Some((row, run(&ctx, attack, &mut rng)))
                 }
-                Apply::Data(_) => None,
+                Apply::Adaptive(_) | Apply::Data(_) => None,
             })
             .collect();
         let mut view: Vec<&[f32]> = rows.to_vec();
@@ -328,7 +322,27 @@ impl Orchestrator {
             }
             prev => prev.as_deref(),
         };
-        let agg = self.strategy.aggregate(&view, num_samples, previous)?;
+        let key = RoundKey { seed, round };
+        let is_byz: Vec<bool> = (0..n)
+            .map(|row| active.iter().any(|&(r, _)| r == row))
+            .collect();
+        let adaptive = self.adaptive_updates(
+            round,
+            &active,
+            &view,
+            &clients,
+            &is_byz,
+            stats.as_ref(),
+            num_samples,
+            previous,
+            key,
+        )?;
+        for (attack_rows, update) in &adaptive {
+            for &row in attack_rows {
+                view[row] = update;
+            }
+        }
+        let agg = self.pipeline.aggregate(&view, num_samples, previous, key)?;
 
         let new_global: Vec<f32> = global.iter().zip(&agg.value).map(|(g, a)| g + a).collect();
         if let Some(col) = new_global.iter().position(|v| !v.is_finite()) {
@@ -342,9 +356,6 @@ impl Orchestrator {
             .map(|&(row, a)| (clients[row], a.spec().name))
             .collect();
         attacked.sort_unstable();
-        let is_byz: Vec<bool> = (0..n)
-            .map(|row| active.iter().any(|&(r, _)| r == row))
-            .collect();
         let (selected, detection) = match &agg.selected {
             Some(kept_rows) => {
                 let mut kept = vec![false; n];
@@ -364,7 +375,7 @@ impl Orchestrator {
             }
             None => (None, None),
         };
-        if self.strategy.uses_previous_aggregate() {
+        if self.pipeline.rule().uses_previous_aggregate() {
             self.previous = Some(agg.value);
         }
         Ok((
@@ -379,15 +390,97 @@ impl Orchestrator {
             },
         ))
     }
+
+    /// The vector each adaptive attack active this round sends, with the rows it
+    /// replaces: one call per attack (not per row), in attack order, each seeing the
+    /// rows before it already attacked (`view`) and the real pipeline on candidates
+    /// (its [`AdaptiveContext::aggregate`]: every row of the attack replaced by the
+    /// candidate, aggregated with this round's key, so Bucketing permutes alike).
+    /// Without an honest row the attack sends zeros.
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive_updates(
+        &self,
+        round: u64,
+        active: &[(usize, &Params)],
+        view: &[&[f32]],
+        clients: &[usize],
+        is_byz: &[bool],
+        stats: Option<&HonestStats>,
+        weights: &[f64],
+        previous: Option<&[f32]>,
+        key: RoundKey,
+    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let d = view.first().map_or(0, |r| r.len());
+        let honest: Vec<&[f32]> = view
+            .iter()
+            .zip(clients)
+            .filter(|(_, &c)| self.assignment[c].is_none())
+            .map(|(r, _)| *r)
+            .collect();
+        let mut out: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
+        for (index, attack) in self.attacks.iter().enumerate() {
+            let Apply::Adaptive(run) = attack.spec().apply else {
+                continue;
+            };
+            let attack_rows: Vec<usize> = active
+                .iter()
+                .filter(|&&(row, _)| self.assignment[clients[row]] == Some(index))
+                .map(|&(row, _)| row)
+                .collect();
+            if attack_rows.is_empty() {
+                continue;
+            }
+            let update = match stats {
+                Some(stats) if !honest.is_empty() => {
+                    let mut current: Vec<&[f32]> = view.to_vec();
+                    for (rows, update) in &out {
+                        for &row in rows {
+                            current[row] = update;
+                        }
+                    }
+                    let aggregate = |candidate: &[f32]| -> Result<Outcome> {
+                        let mut trial = current.clone();
+                        for &row in &attack_rows {
+                            trial[row] = candidate;
+                        }
+                        let agg = self.pipeline.aggregate(&trial, weights, previous, key)?;
+                        Ok(Outcome {
+                            byzantine_selected: agg
+                                .selected
+                                .map(|kept| kept.iter().any(|&r| is_byz[r])),
+                            value: agg.value,
+                        })
+                    };
+                    let ctx = AdaptiveContext {
+                        honest: &honest,
+                        stats,
+                        n: view.len(),
+                        f: attack_rows.len(),
+                        aggregate: &aggregate,
+                    };
+                    let mut rng = rng_for(self.seed, STREAM_ADAPTIVE, round, index as u64);
+                    run(&ctx, attack, &mut rng)?
+                }
+                _ => vec![0.0; d],
+            };
+            out.push((attack_rows, update));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::preagg::PreAgg;
     use crate::security::{Kind, RawValue};
-    use crate::strategy::test_util::strategy;
 
-    fn fedavg() -> Strategy {
+    /// The plain pipeline of the strategy `name` with `params`.
+    fn strategy(name: &str, params: &[(&str, RawValue)]) -> Pipeline {
+        Pipeline::plain(crate::strategy::test_util::strategy(name, params))
+    }
+
+    fn fedavg() -> Pipeline {
         strategy("FedAvg", &[])
     }
 
@@ -635,6 +728,47 @@ mod tests {
     }
 
     #[test]
+    fn pre_aggregators_run_before_the_rule_and_map_detection_to_clients() {
+        let krum = crate::strategy::test_util::strategy("Krum", &[("f", RawValue::Int(1))]);
+        let pre = |name: &str, params: &[(&str, RawValue)]| PreAgg::new(name, params).unwrap();
+        let plan = || {
+            vec![attack(
+                "gaussian_noise",
+                &[
+                    ("count", RawValue::Int(1)),
+                    ("sigma", RawValue::Float(100.0)),
+                ],
+            )]
+        };
+        let data: Vec<Vec<f32>> = (0..10).map(|i| vec![i as f32 * 0.01; 16]).collect();
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let ids: Vec<i64> = (0..10).collect();
+        let nnm = Pipeline::new(vec![pre("NNM", &[("f", RawValue::Int(1))])], krum.clone());
+        let mut o = Orchestrator::new(nnm, plan(), 10, 3, None).unwrap();
+        let (_, r) = o.run_round(1, &[0.0; 16], &rows, &[1.0; 10], &ids).unwrap();
+        let det = r.detection.unwrap();
+        assert_eq!(det.kept_honest + det.kept_byzantine, 1);
+        assert_eq!(det.excluded_honest + det.excluded_byzantine, 9);
+        // Bucketing(s = 2): Krum keeps one bucket, i.e. its two clients; the buckets
+        // are keyed by (seed, round): the same round gives the same report.
+        let buckets = Pipeline::new(vec![pre("Bucketing", &[("s", RawValue::Int(2))])], krum);
+        let mut o = Orchestrator::new(buckets.clone(), plan(), 10, 3, Some(1)).unwrap();
+        let (g, r) = o.run_round(2, &[0.0; 16], &rows, &[1.0; 10], &ids).unwrap();
+        assert_eq!(r.selected.as_ref().map(Vec::len), Some(2));
+        let mut again = Orchestrator::new(buckets, plan(), 10, 3, Some(4)).unwrap();
+        assert_eq!(
+            again
+                .run_round(2, &[0.0; 16], &rows, &[1.0; 10], &ids)
+                .unwrap(),
+            (g, r)
+        );
+        let e = again
+            .run_round(3, &[0.0; 16], &rows[..8], &[1.0; 8], &ids[..8])
+            .unwrap_err();
+        assert!(e.to_string().contains("counted on the 4 rows"), "{e}");
+    }
+
+    #[test]
     fn centered_clipping_uses_the_previous_aggregate() {
         let mut o = Orchestrator::new(
             strategy(
@@ -653,5 +787,83 @@ mod tests {
         assert_eq!(g, vec![1.0]); // clipped from v0 = 0
         let (g, _) = o.run_round(2, &[0.0], &rows, &[1.0; 2], &[0, 1]).unwrap();
         assert_eq!(g, vec![2.0]); // from v0 = 1
+    }
+
+    /// Ten clients in 3 dimensions, client i's update (i, 1, −i) / 10.
+    fn ten_rows() -> Vec<Vec<f32>> {
+        (0..10)
+            .map(|i| vec![i as f32 / 10.0, 0.1, -(i as f32) / 10.0])
+            .collect()
+    }
+
+    #[test]
+    fn an_adaptive_attack_sends_one_vector_found_with_the_real_rule() {
+        let data = ten_rows();
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let ids: Vec<i64> = (0..10).collect();
+        for rule in [
+            strategy("TrimmedMean", &[("beta", RawValue::Float(0.2))]),
+            strategy("Krum", &[("f", RawValue::Int(2))]),
+            Pipeline::new(
+                vec![PreAgg::new("NNM", &[("f", RawValue::Int(2))]).unwrap()],
+                crate::strategy::test_util::strategy("FedMedian", &[]),
+            ),
+        ] {
+            let mut o = Orchestrator::new(
+                rule.clone(),
+                vec![attack("alie_opt", &[("count", RawValue::Int(2))])],
+                10,
+                3,
+                Some(1),
+            )
+            .unwrap();
+            let (attacked, report) = o.run_round(1, &[0.0; 3], &rows, &[1.0; 10], &ids).unwrap();
+            assert_eq!(report.attacked.len(), 2, "{rule:?}");
+            let honest: Vec<&Vec<f32>> = (0..10)
+                .filter(|c| !report.byzantine.contains(c))
+                .map(|c| &data[c])
+                .collect();
+            let honest_mean: Vec<f64> = (0..3)
+                .map(|j| honest.iter().map(|r| f64::from(r[j])).sum::<f64>() / 8.0)
+                .collect();
+            let mut clean = Orchestrator::new(rule.clone(), vec![], 10, 3, Some(1)).unwrap();
+            let (plain, _) = clean
+                .run_round(1, &[0.0; 3], &rows, &[1.0; 10], &ids)
+                .unwrap();
+            let dist = |a: &[f32]| -> f64 {
+                a.iter()
+                    .zip(&honest_mean)
+                    .map(|(&x, m)| (f64::from(x) - m).powi(2))
+                    .sum()
+            };
+            // The attack's aggregate is farther from the honest mean than the clean
+            // round's (whose Byzantine rows are honest ones) for the averaging rules;
+            // Krum picks one row either way, so there it only has to move the aggregate.
+            assert_ne!(attacked, plain, "{rule:?}");
+            if !rule.is_selection() {
+                assert!(
+                    dist(&attacked) > dist(&plain),
+                    "{rule:?}: {attacked:?} vs {plain:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_adaptive_attack_without_an_honest_row_sends_zeros() {
+        let data = ten_rows();
+        let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+        let ids: Vec<i64> = (0..10).collect();
+        let mut o = Orchestrator::new(
+            fedavg(),
+            vec![attack("min_max", &[("fraction", RawValue::Float(1.0))])],
+            10,
+            3,
+            Some(1),
+        )
+        .unwrap();
+        let (g, report) = o.run_round(1, &[1.0; 3], &rows, &[1.0; 10], &ids).unwrap();
+        assert_eq!(report.byzantine.len(), 10);
+        assert_eq!(g, vec![1.0; 3]);
     }
 }

@@ -18,7 +18,8 @@ pub fn valid_attacks() -> Vec<&'static str> {
     crate::security::valid_attacks()
 }
 
-/// Every attack: kind, description, reference and parameter schemas.
+/// Every attack: kind, whether it is in the adaptive set, description,
+/// reference and parameter schemas.
 #[pyfunction]
 pub fn attack_schemas(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let out = PyDict::new(py);
@@ -28,6 +29,7 @@ pub fn attack_schemas(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         };
         let entry = PyDict::new(py);
         entry.set_item("kind", spec.kind().as_str())?;
+        entry.set_item("adaptive", spec.adaptive)?;
         entry.set_item("description", spec.description)?;
         entry.set_item("reference", spec.reference)?;
         entry.set_item("params", params_schema(py, spec.all_params())?)?;

@@ -10,11 +10,13 @@ mod args;
 mod arrays;
 mod attacks;
 mod orchestrator;
+mod preagg;
 mod schema;
 mod strategy;
 
 pub use attacks::{attack_name, attack_schemas, byzantine_counts, valid_attacks, validate_attack};
 pub use orchestrator::PyOrchestrator;
+pub use preagg::{preaggregator_name, preaggregator_schemas};
 pub use strategy::{aggregate, strategy_schemas, PyStrategy};
 
 use crate::error::{CoreError, Result};

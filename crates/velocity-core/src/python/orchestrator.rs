@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
 
-/// One run's server side: strategy, attack plan, seeded RNG.
+/// One run's server side: strategy (with its pre-aggregators), attack plan, seeded RNG.
 #[pyclass(name = "Orchestrator", module = "velocity._core")]
 pub struct PyOrchestrator {
     inner: Orchestrator,
@@ -36,6 +36,28 @@ fn seed_from(seed: &Bound<'_, PyAny>) -> PyResult<u64> {
         seed.extract::<u64>().ok()
     };
     value.ok_or_else(|| CoreError::invalid("seed", shown(seed), "an int in [0, 2**64)").into())
+}
+
+/// A `seed` keyword argument: an int in [0, 2**64), never a bool.
+pub(crate) struct SeedArg(pub u64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for SeedArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        seed_from(&obj).map(SeedArg)
+    }
+}
+
+/// A `round` keyword argument: an int ≥ 0, never a bool.
+pub(crate) struct RoundArg(pub u64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for RoundArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        round_from(&obj).map(RoundArg)
+    }
 }
 
 fn report_to_py<'py>(py: Python<'py>, r: &RoundReport) -> PyResult<Bound<'py, PyDict>> {
@@ -149,7 +171,7 @@ impl PyOrchestrator {
     fn __repr__(&self) -> String {
         format!(
             "Orchestrator({}, num_clients={}, byzantine={})",
-            self.inner.strategy().describe(),
+            self.inner.pipeline().describe(),
             self.inner.num_clients(),
             self.inner.byzantine_clients().len()
         )

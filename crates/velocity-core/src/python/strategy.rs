@@ -1,27 +1,31 @@
-//! `Strategy`, `aggregate` and `strategy_schemas`.
+//! `Strategy` (a rule and its pre-aggregators), `aggregate` and `strategy_schemas`.
 
 use super::args::{count_arg, float_arg, is_bool, optional_count_arg, shown, wrong_type};
 use super::arrays::{vector, with_rows};
 use super::compute;
+use super::orchestrator::{RoundArg, SeedArg};
+use super::preagg::{pre_from_py, pre_to_py};
 use super::schema::{params_schema, raw_params, values_to_py};
 use crate::parallel::{threads_from, MAX_THREADS};
+use crate::preagg::{Pipeline, RoundKey};
 use crate::schema::{ParamSpec, ParamType, RawValue};
 use crate::strategy::{find_strategy, ClientObjective, Strategy, STRATEGIES};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt};
+use pyo3::types::{PyDict, PyInt, PyList};
 
-/// An immutable, validated aggregation rule: `Strategy(name, params)` checks the
-/// parameters against the strategy's registry entry and fills the defaults.
+/// An immutable, validated aggregation rule: `Strategy(name, params, pre)` checks
+/// the parameters against the strategy's registry entry and fills the defaults;
+/// `pre` lists the pre-aggregators run before it, as `(name, params)` pairs.
 ///
 /// Integer parameters are ints in [min, 1000000] (a bool, a float or a larger int
 /// is refused with the parameter's name); float parameters must be finite and in
-/// their range.
+/// their range. The properties describe the rule; `pre` the stages before it.
 #[pyclass(name = "Strategy", module = "velocity._core", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct PyStrategy {
-    pub(crate) inner: Strategy,
+    pub(crate) inner: Pipeline,
 }
 
 /// `None` or a thread count in [1, MAX_THREADS].
@@ -79,7 +83,7 @@ impl PyStrategy {
             raw.push((key, factory_arg(&field, param, obj)?));
         }
         Ok(PyStrategy {
-            inner: Strategy::new(name, &raw)?,
+            inner: Pipeline::plain(Strategy::new(name, &raw)?),
         })
     }
 }
@@ -87,16 +91,25 @@ impl PyStrategy {
 #[pymethods]
 impl PyStrategy {
     #[new]
-    #[pyo3(signature = (name, params=None))]
-    fn new(name: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    #[pyo3(signature = (name, params=None, pre=None))]
+    fn new(
+        name: &str,
+        params: Option<&Bound<'_, PyDict>>,
+        pre: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let raw = match params {
             Some(p) => raw_params(name, p)?,
             None => Vec::new(),
         };
         let pairs: Vec<(&str, RawValue)> =
             raw.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let rule = Strategy::new(name, &pairs)?;
+        let stages = match pre {
+            Some(p) if !p.is_none() => pre_from_py(p)?,
+            _ => Vec::new(),
+        };
         Ok(PyStrategy {
-            inner: Strategy::new(name, &pairs)?,
+            inner: Pipeline::new(stages, rule),
         })
     }
 
@@ -156,15 +169,23 @@ impl PyStrategy {
         )
     }
 
+    /// The rule's registered name.
     #[getter]
     fn name(&self) -> &'static str {
-        self.inner.name()
+        self.inner.rule().name()
     }
 
-    /// Every parameter with its value (defaults filled), in schema order.
+    /// Every parameter of the rule with its value (defaults filled), in schema order.
     #[getter]
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        values_to_py(py, self.inner.values())
+        values_to_py(py, self.inner.rule().values())
+    }
+
+    /// The pre-aggregators run before the rule, in order: (registered name,
+    /// every parameter with its value).
+    #[getter]
+    fn pre<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        pre_to_py(py, self.inner.pre())
     }
 
     #[getter]
@@ -174,23 +195,24 @@ impl PyStrategy {
 
     #[getter]
     fn is_robust(&self) -> bool {
-        self.inner.is_robust()
+        self.inner.rule().is_robust()
     }
 
     /// μ of the proximal term μ/2·‖w − wᵗ‖² each client adds to its local loss
     /// (0.0 when clients minimise their plain loss).
     #[getter]
     fn proximal_mu(&self) -> f64 {
-        self.inner.proximal_mu()
+        self.inner.rule().proximal_mu()
     }
 
     /// Whether aggregation reads the previous round's aggregate.
     #[getter]
     fn uses_previous_aggregate(&self) -> bool {
-        self.inner.uses_previous_aggregate()
+        self.inner.rule().uses_previous_aggregate()
     }
 
-    /// Raise ValueError when n clients are too few for this strategy.
+    /// Raise ValueError when n clients are too few for this strategy (each
+    /// pre-aggregator on the rows it receives, then the rule).
     fn check_clients(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
         let n = count_arg("n", n, 0, usize::MAX)?;
         Ok(self.inner.check_clients(n)?)
@@ -253,23 +275,36 @@ type AggregateOutput<'py> = (Bound<'py, PyArray1<f32>>, Option<Vec<usize>>);
 
 /// Aggregate an n×d update matrix into a d-vector.
 ///
-/// Returns the aggregate and, for selection strategies (Krum, MultiKrum,
-/// Bulyan), the sorted row indices they kept (``None`` otherwise).
+/// Runs the strategy's pre-aggregators, then its rule; `seed` and `round` key
+/// the seeded pre-aggregators (Bucketing's permutation). Returns the aggregate
+/// and, for selection strategies (Krum, MultiKrum, Bulyan), the sorted input
+/// row indices they kept (``None`` otherwise).
 #[pyfunction]
-#[pyo3(signature = (strategy, updates, weights, num_threads=None))]
+#[pyo3(
+    signature = (strategy, updates, weights, num_threads=None, seed=SeedArg(0), round=RoundArg(0)),
+    text_signature = "(strategy, updates, weights, num_threads=None, seed=0, round=0)"
+)]
 pub fn aggregate<'py>(
     py: Python<'py>,
     strategy: &Bound<'py, PyStrategy>,
     updates: PyReadonlyArray2<'py, f32>,
     weights: PyReadonlyArray1<'py, f64>,
     num_threads: Option<&Bound<'py, PyAny>>,
+    seed: SeedArg,
+    round: RoundArg,
 ) -> PyResult<AggregateOutput<'py>> {
     let threads = threads_arg(num_threads)?;
-    let strategy = &strategy.get().inner;
+    let key = RoundKey {
+        seed: seed.0,
+        round: round.0,
+    };
+    let pipeline = &strategy.get().inner;
     let (updates, weights) = (updates.as_array(), weights.as_array());
     let result = compute(py, threads, || {
         let weights = vector(weights);
-        with_rows(updates, |rows| strategy.aggregate(rows, &weights, None))
+        with_rows(updates, |rows| {
+            pipeline.aggregate(rows, &weights, None, key)
+        })
     })?;
     Ok((result.value.into_pyarray(py), result.selected))
 }

@@ -56,6 +56,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
         run: alie,
         needs_honest_stats: true,
     },
+    adaptive: false,
     check: None,
 };
 

@@ -43,6 +43,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
         run: gaussian_noise,
         needs_honest_stats: false,
     },
+    adaptive: false,
     check: None,
 };
 

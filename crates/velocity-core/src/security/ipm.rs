@@ -41,6 +41,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
         run: ipm,
         needs_honest_stats: true,
     },
+    adaptive: false,
     check: None,
 };
 

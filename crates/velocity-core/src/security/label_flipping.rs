@@ -34,6 +34,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
                 Learning Systems, https://arxiv.org/abs/2007.08432",
     params: &[],
     apply: Apply::Data(label_flipping),
+    adaptive: false,
     check: None,
 };
 

@@ -1,5 +1,6 @@
-//! The math the attacks share: Φ⁻¹, the keyed random generator and the
-//! coordinate-wise statistics of a round's honest updates.
+//! The math the attacks share: Φ⁻¹, the keyed random generator, the
+//! coordinate-wise statistics of a round's honest updates and, for the adaptive
+//! attacks, the damage an aggregate does.
 
 use super::UpdateContext;
 use rand::SeedableRng;
@@ -12,11 +13,16 @@ pub struct HonestStats {
     pub mean: Vec<f64>,
     /// Population standard deviation per coordinate.
     pub std: Vec<f64>,
+    /// Smallest honest value per coordinate.
+    pub min: Vec<f32>,
+    /// Largest honest value per coordinate.
+    pub max: Vec<f32>,
 }
 
 impl HonestStats {
-    /// Mean and population std over `rows` (None when there are no rows).
-    /// Two passes in f64, parallel over fixed coordinate chunks.
+    /// Mean, population std, min and max over `rows` (None when there are no
+    /// rows). Two passes in f64 (min and max ride on the first), parallel over
+    /// fixed coordinate chunks.
     ///
     /// ```
     /// use _core::security::HonestStats;
@@ -25,6 +31,7 @@ impl HonestStats {
     /// let stats = HonestStats::compute(&rows).unwrap();
     /// assert_eq!(stats.mean, vec![2.0, 1.0, 0.0]);
     /// assert_eq!(stats.std, vec![1.0, 0.0, 1.0]);
+    /// assert_eq!((stats.min, stats.max), (vec![1.0, 1.0, -1.0], vec![3.0, 1.0, 1.0]));
     /// ```
     pub fn compute(rows: &[&[f32]]) -> Option<HonestStats> {
         use crate::parallel::CHUNK;
@@ -33,15 +40,23 @@ impl HonestStats {
         let d = rows.first()?.len();
         let mut mean = vec![0f64; d];
         let mut std = vec![0f64; d];
+        let mut min = rows[0].to_vec();
+        let mut max = rows[0].to_vec();
         mean.par_chunks_mut(CHUNK)
             .zip(std.par_chunks_mut(CHUNK))
+            .zip(min.par_chunks_mut(CHUNK).zip(max.par_chunks_mut(CHUNK)))
             .enumerate()
-            .for_each(|(c, (m, s))| {
+            .for_each(|(c, ((m, s), (lo, hi)))| {
                 let start = c * CHUNK;
                 let len = m.len();
                 for row in rows {
-                    for (a, &x) in m.iter_mut().zip(&row[start..start + len]) {
+                    let x = &row[start..start + len];
+                    for (a, &x) in m.iter_mut().zip(x) {
                         *a += f64::from(x);
+                    }
+                    for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(x) {
+                        *l = l.min(x);
+                        *h = h.max(x);
                     }
                 }
                 m.iter_mut().for_each(|a| *a /= h as f64);
@@ -53,8 +68,32 @@ impl HonestStats {
                 }
                 s.iter_mut().for_each(|a| *a = (*a / h as f64).sqrt());
             });
-        Some(HonestStats { mean, std })
+        Some(HonestStats {
+            mean,
+            std,
+            min,
+            max,
+        })
     }
+}
+
+/// ‖a − μ‖₂, how far an aggregate `a` lands from the honest mean μ (in f64,
+/// summed in coordinate order): what the adaptive attacks maximise.
+pub(super) fn damage(aggregate: &[f32], mean: &[f64]) -> f64 {
+    aggregate
+        .iter()
+        .zip(mean)
+        .map(|(&a, &m)| (f64::from(a) - m).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// `v` as f32, or None if a coordinate overflows f32 (a candidate the
+/// adaptive attacks skip rather than send).
+pub(super) fn to_f32(v: impl IntoIterator<Item = f64>) -> Option<Vec<f32>> {
+    v.into_iter()
+        .map(|x| Some(x as f32).filter(|y| y.is_finite()))
+        .collect()
 }
 
 /// The zero vector of the client's update length (what an attack that lacks
@@ -179,6 +218,23 @@ mod tests {
         let stats = HonestStats::compute(&rows).unwrap();
         assert_eq!(stats.mean, vec![2.0, 1.0, 0.0]);
         assert_eq!(stats.std, vec![1.0, 0.0, 1.0]);
+        assert_eq!(stats.min, vec![1.0, 1.0, -1.0]);
+        assert_eq!(stats.max, vec![3.0, 1.0, 1.0]);
         assert!(HonestStats::compute(&[]).is_none());
+        // Chunks: min/max and the mean agree with a naive pass past CHUNK.
+        let d = crate::parallel::CHUNK + 7;
+        let a: Vec<f32> = (0..d).map(|j| j as f32).collect();
+        let b: Vec<f32> = (0..d).map(|j| -(j as f32)).collect();
+        let stats = HonestStats::compute(&[&a, &b]).unwrap();
+        assert!(stats.mean.iter().all(|&m| m == 0.0));
+        assert_eq!(stats.max, a.iter().map(|x| x.abs()).collect::<Vec<_>>());
+        assert_eq!(stats.min, b.iter().map(|x| -x.abs()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn damage_and_overflow() {
+        assert_eq!(damage(&[3.0, 4.0], &[0.0, 0.0]), 5.0);
+        assert_eq!(to_f32([1.0, 2.0]), Some(vec![1.0, 2.0]));
+        assert_eq!(to_f32([1.0, 1e300]), None);
     }
 }

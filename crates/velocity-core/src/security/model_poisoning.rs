@@ -56,6 +56,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
         run: model_poisoning,
         needs_honest_stats: false,
     },
+    adaptive: false,
     check: None,
 };
 

@@ -1,5 +1,11 @@
 //! What an attack entry is, how a name finds it, and how its parameters are
 //! validated (through the shared [`crate::schema`] dialect).
+//!
+//! Update attacks come in two shapes. A per-row attack ([`Apply::Update`]) is
+//! called once per Byzantine row with that row's [`UpdateContext`]. An adaptive
+//! attack ([`Apply::Adaptive`]) is called once per round with every honest row
+//! and the real aggregation rule ([`AdaptiveContext::aggregate`]), and every row
+//! of the attack sends the one vector it returns.
 
 use super::{HonestStats, ATTACKS};
 use crate::error::{closest_in, name_key, CoreError, Result};
@@ -60,6 +66,38 @@ pub struct UpdateContext<'a> {
 /// An update attack: the Byzantine row to send.
 pub type UpdateAttack = fn(&UpdateContext<'_>, &Params, &mut ChaCha8Rng) -> Vec<f32>;
 
+/// What the rule did with a candidate, for an adaptive attack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The aggregate (pre-aggregators and rule) of the round's matrix with every
+    /// row of the attack replaced by the candidate.
+    pub value: Vec<f32>,
+    /// Whether the rule's selected rows include a Byzantine one (`None`: the
+    /// rule does not select).
+    pub byzantine_selected: Option<bool>,
+}
+
+/// What an adaptive attack sees: the round's honest rows and the real rule.
+pub struct AdaptiveContext<'a> {
+    /// This round's honest rows (clients that are not Byzantine), in row order;
+    /// at least one (without one the orchestrator sends zeros).
+    pub honest: &'a [&'a [f32]],
+    /// Their coordinate-wise statistics.
+    pub stats: &'a HonestStats,
+    /// Participating clients this round.
+    pub n: usize,
+    /// Rows this attack replaces this round.
+    pub f: usize,
+    /// The real rule (pre-aggregators included) on this round's matrix with
+    /// every row of this attack replaced by the candidate. Each call is one
+    /// aggregation, so attacks budget their calls.
+    pub aggregate: &'a (dyn Fn(&[f32]) -> Result<Outcome> + Sync),
+}
+
+/// An adaptive update attack: the one vector every row of the attack sends
+/// this round.
+pub type AdaptiveAttack = fn(&AdaptiveContext<'_>, &Params, &mut ChaCha8Rng) -> Result<Vec<f32>>;
+
 /// A data attack: rewrites `labels` (all in `[0, num_classes)`) in place.
 pub type DataAttack = fn(&mut [i64], usize, &Params, &mut ChaCha8Rng) -> Result<()>;
 
@@ -71,6 +109,9 @@ pub enum Apply {
         run: UpdateAttack,
         needs_honest_stats: bool,
     },
+    /// Replaces every row of the attack with one vector per round, computed
+    /// from the honest rows and the real rule; always given [`HonestStats`].
+    Adaptive(AdaptiveAttack),
     /// Poisons the labels before local training.
     Data(DataAttack),
 }
@@ -86,15 +127,20 @@ pub struct AttackSpec {
     /// Attack-specific parameters (the [`COMMON`] ones come on top).
     pub params: &'static [ParamSpec],
     pub apply: Apply,
+    /// In the adaptive set (`--attacks adaptive`): the attack optimises against
+    /// the defence from this round's honest updates, through the real rule
+    /// ([`Apply::Adaptive`]) or not (Min-Max, Min-Sum, Fang's trimmed-mean
+    /// attack, Mimic).
+    pub adaptive: bool,
     /// Cross-parameter checks run after each value is validated.
     pub check: Option<fn(&Params) -> Result<()>>,
 }
 
 impl AttackSpec {
-    /// Update or data attack.
+    /// Update or data attack (an adaptive attack replaces updates).
     pub fn kind(&self) -> Kind {
         match self.apply {
-            Apply::Update { .. } => Kind::Update,
+            Apply::Update { .. } | Apply::Adaptive(_) => Kind::Update,
             Apply::Data(_) => Kind::Data,
         }
     }
@@ -298,15 +344,47 @@ mod tests {
         assert_eq!(unique, names, "attack names are unique");
         for name in [
             "alie",
+            "alie_opt",
+            "fang_krum",
+            "fang_trim",
             "gaussian_noise",
             "ipm",
+            "ipm_opt",
             "label_flipping",
+            "mimic",
+            "min_max",
+            "min_sum",
             "model_poisoning",
             "sign_flipping",
             "targeted_label_flipping",
             "zero",
         ] {
             assert!(names.contains(&name), "{name}");
+        }
+        let registry_order: Vec<&str> = ATTACKS.iter().map(|a| a.name).collect();
+        assert_eq!(registry_order, names, "ATTACKS is listed alphabetically");
+        let adaptive: Vec<&str> = ATTACKS
+            .iter()
+            .filter(|a| a.adaptive)
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(
+            adaptive,
+            [
+                "alie_opt",
+                "fang_krum",
+                "fang_trim",
+                "ipm_opt",
+                "mimic",
+                "min_max",
+                "min_sum"
+            ]
+        );
+        for a in ATTACKS {
+            // What calls the rule is in the adaptive set, and replaces updates.
+            if matches!(a.apply, Apply::Adaptive(_)) {
+                assert!(a.adaptive && a.kind() == Kind::Update, "{}", a.name);
+            }
         }
         for a in ATTACKS {
             let mut params: Vec<_> = a.all_params().map(|p| p.name).collect();
@@ -333,6 +411,12 @@ mod tests {
             ("InnerProductManipulation", "ipm"),
             ("SignFlipping", "sign_flipping"),
             ("label flipping", "label_flipping"),
+            ("MinMax", "min_max"),
+            ("Min-Sum", "min_sum"),
+            ("FangAttack", "fang_trim"),
+            ("Mimic", "mimic"),
+            ("Optimal_ALittleIsEnough", "alie_opt"),
+            ("Optimal_InnerProductManipulation", "ipm_opt"),
         ] {
             assert_eq!(find_attack(given).map(|a| a.name), Ok(name), "{given}");
         }
@@ -340,7 +424,7 @@ mod tests {
         assert!(e.contains("did you mean 'sign_flipping'"), "{e}");
         let e = find_attack("ALittleIsEnuogh").err().unwrap().to_string();
         assert!(e.contains("did you mean 'alie'"), "{e}");
-        let e = find_attack("Mimic").err().unwrap().to_string();
+        let e = find_attack("Inf").err().unwrap().to_string();
         assert!(!e.contains("did you mean"), "{e}");
         for a in ATTACKS {
             for alias in a.aliases {
@@ -353,7 +437,8 @@ mod tests {
     fn int_parameters_are_bounded_and_class_ids_marked() {
         for a in ATTACKS {
             for p in a.all_params().filter(|p| p.ty == ParamType::Int) {
-                assert_eq!(p.max, Some(MAX_COUNT as f64), "{}.{}", a.name, p.name);
+                let bounded = p.max.is_some_and(|m| m <= MAX_COUNT as f64);
+                assert!(bounded, "{}.{}", a.name, p.name);
                 let over = [(p.name.to_string(), RawValue::Int(MAX_COUNT as i64 + 1))];
                 assert!(
                     Params::validate(a.name, &over).is_err(),

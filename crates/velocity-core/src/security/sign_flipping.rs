@@ -42,6 +42,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
         run: sign_flipping,
         needs_honest_stats: false,
     },
+    adaptive: false,
     check: None,
 };
 

@@ -50,6 +50,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
             .max(1.0, true),
     ],
     apply: Apply::Data(targeted_label_flipping),
+    adaptive: false,
     check: Some(source_differs_from_target),
 };
 

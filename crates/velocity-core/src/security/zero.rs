@@ -35,6 +35,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
         run: zero,
         needs_honest_stats: false,
     },
+    adaptive: false,
     check: None,
 };
 

@@ -51,6 +51,9 @@ mod trimmed_mean;
 
 pub use spec::{ClientCheck, ClientObjective, Inputs, Kernel, ParamCheck, StrategySpec, Tolerance};
 
+pub(crate) use distances::pairwise_sq_distances;
+pub(crate) use fedavg::weighted_sum_into;
+
 use crate::error::{closest_in, name_key, CoreError, Result};
 use crate::schema::{ParamSpec, RawValue, Value, Values};
 use rayon::prelude::*;
@@ -195,19 +198,14 @@ impl Strategy {
 
     /// A constructor-call-like description, e.g. `Strategy("Krum", {"f": 1})`.
     pub fn describe(&self) -> String {
-        let params: Vec<String> = self
-            .values()
-            .iter()
-            .map(|(name, value)| match value {
-                Value::Float(x) => format!("\"{name}\": {x:?}"),
-                Value::Int(i) => format!("\"{name}\": {i}"),
-                Value::None => format!("\"{name}\": None"),
-            })
-            .collect();
-        if params.is_empty() {
+        if self.values().is_empty() {
             format!("Strategy(\"{}\")", self.name())
         } else {
-            format!("Strategy(\"{}\", {{{}}})", self.name(), params.join(", "))
+            format!(
+                "Strategy(\"{}\", {})",
+                self.name(),
+                dict_literal(self.values())
+            )
         }
     }
 
@@ -313,8 +311,21 @@ impl Strategy {
     }
 }
 
+/// Parameters as a Python dict literal, in schema order: `{"f": 1, "m": None}`.
+pub(crate) fn dict_literal(values: &[(&'static str, Value)]) -> String {
+    let items: Vec<String> = values
+        .iter()
+        .map(|(name, value)| match value {
+            Value::Float(x) => format!("\"{name}\": {x:?}"),
+            Value::Int(i) => format!("\"{name}\": {i}"),
+            Value::None => format!("\"{name}\": None"),
+        })
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
 /// Validates the matrix shape and the weights; returns d.
-fn check_inputs(rows: &[&[f32]], weights: &[f64]) -> Result<usize> {
+pub(crate) fn check_inputs(rows: &[&[f32]], weights: &[f64]) -> Result<usize> {
     let n = rows.len();
     if n == 0 {
         return Err(CoreError::shape(
