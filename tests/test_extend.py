@@ -296,3 +296,21 @@ def test_cli_extend_refuses_a_directory_that_is_not_a_sweep(tmp_path: Path) -> N
     assert done.returncode == 2
     assert "not a sweep directory (no plan.json)" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_extend_of_a_running_sweep_queues_and_returns(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    child = driver(out, grid(["FedAvg", "FedMedian"], []), {TEST_SLOW_ENV: "FedMedian:0.5"})
+    try:
+        wait_for(lambda: running(out, "FedMedian"))
+        done = velocity("sweep", "--extend", str(out), "--repeats", "2")
+        assert done.returncode == 0, done.stderr
+        assert f"extend: 2 runs queued into the running sweep {out} (pid {child.pid})" in (
+            done.stdout
+        )
+        assert child.wait(timeout=120) == 0
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    status = json.loads((out / names.STATUS).read_text())
+    assert (status["state"], status["done_runs"], status["total_runs"]) == ("done", 4, 4)
