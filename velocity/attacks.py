@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
 from velocity import _core
-from velocity._inline import coerce_params, name_key, short_repr, split_inline
+from velocity._inline import coerce_params, did_you_mean, name_key, short_repr, split_inline
 from velocity.byzantine import attack_share
 from velocity.errors import format_validation_error
 
@@ -46,8 +46,17 @@ PARAM_HINTS = {
 def attack_name(name: str) -> str:
     """The registered name for ``name``: case, ``_``/``-`` and spaces are ignored and
     aliases resolve (``ALIE``, ``Gaussian-Noise``, ByzFL's ``ALittleIsEnough``,
-    ``InnerProductManipulation``, ``SignFlipping``). ValueError with the close match."""
-    return _core.attack_name(name)
+    ``InnerProductManipulation``, ``SignFlipping``). ValueError with the close match
+    (the set word ``adaptive`` included)."""
+    try:
+        return _core.attack_name(name)
+    except ValueError as exc:
+        if did_you_mean(name, {ADAPTIVE: ADAPTIVE}) and "did you mean" not in str(exc):
+            raise ValueError(
+                f"unknown attack {short_repr(name)} (did you mean {ADAPTIVE!r}, every attack "
+                f"that adapts to the rule?); valid: {', '.join(valid_attacks())}, {ADAPTIVE}"
+            ) from None
+        raise
 
 
 def valid_attacks() -> list[str]:

@@ -68,7 +68,7 @@ def check_byzantine(value: Any) -> Any:
         hint = (
             f"; a count is an integer (write {int(value)})"
             if value >= 1 and value.is_integer()
-            else ""
+            else f" or an integer count in [1, {MAX_COUNT}]"
         )
         raise ValueError(f"{WHERE} = {value} is not a fraction in (0, 1){hint}")
     return value
