@@ -148,18 +148,7 @@ class Launcher:
     def start(self, sweep_dir: Path, experiment: Path) -> subprocess.Popen[bytes]:
         """Spawn the sweep of ``experiment`` into ``sweep_dir``, detached from this process."""
         args = [*self.command, str(experiment), "--out", str(sweep_dir)]
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        with files.open_log(sweep_dir) as log:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=env,
-            )
+        proc = _spawn(sweep_dir, args)
         logger.info("started sweep %s (pid %d): %s", sweep_dir.name, proc.pid, " ".join(args))
         self._children[sweep_dir] = proc
         return proc
@@ -173,18 +162,7 @@ class Launcher:
         this server's child for ``sweep_dir``); else it queues its runs and exits.
         """
         cmd = [*self.command, "--extend", str(sweep_dir), *args]
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        with files.open_log(sweep_dir) as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=env,
-            )
+        proc = _spawn(sweep_dir, cmd)
         logger.info("extending sweep %s (pid %d): %s", sweep_dir.name, proc.pid, " ".join(cmd))
         if driver:
             self._children[sweep_dir] = proc
@@ -319,3 +297,19 @@ class Launcher:
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def _spawn(sweep_dir: Path, args: list[str]) -> subprocess.Popen[bytes]:
+    """``args`` as a detached process (its own session, no stdin), output in sweep.log."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    with files.open_log(sweep_dir) as log:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
