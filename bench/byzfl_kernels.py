@@ -21,7 +21,7 @@ At n = 50 clients × d = 10⁶ parameters (float32, standard normal, seeded), f 
 * **The search's cost**: per round, (round with the attack − round without any attack)
   ÷ one aggregation by the same rule. Target: ≤ 20×.
 
-Timings are the best of ``--reps`` calls after one warm-up (ByzFL's slow calls once).
+Timings are the best of ``--reps`` (5) calls after one warm-up (ByzFL's slow calls once).
 Definition differences are listed under the table (ByzFL's ALIE adds τσ with the sample
 std, velocity's subtracts zσ with the population std; ByzFL's Clipping parameter is
 ``c``, velocity's ``tau``).
@@ -189,7 +189,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="d = 10^5")
-    parser.add_argument("--reps", type=int, default=3, help="timed calls per velocity case")
+    parser.add_argument("--reps", type=int, default=5, help="timed calls per velocity case")
     args = parser.parse_args(argv)
     d = 10**5 if args.quick else 10**6
     loaded, version = load_byzfl()

@@ -140,10 +140,10 @@ def test_optimal_alie_and_ipm_beat_every_point_of_their_grid(attack: str, rule: 
     honest = _honest(x, byzantine)
     mu = honest.mean(axis=0)
     damage = np.linalg.norm(attacked - mu)
-    # The fixed grid of the search (start 0, delta 10, 10 points): ByzFL's candidates
+    # The fixed grid of the search (start 0, delta 10, 8 points): ByzFL's candidates
     # μ + τ·s (sample std) for ALIE and −τ·μ for IPM, aggregated by the same rule.
     spread = honest.std(axis=0, ddof=1)
-    for tau in np.linspace(0.0, 10.0, 11):
+    for tau in np.linspace(0.0, 10.0, 9):
         vector = mu + tau * spread if attack == "alie_opt" else -tau * mu
         rows = x.copy()
         rows[byzantine] = vector.astype(np.float32)
@@ -173,3 +173,21 @@ def test_adaptive_attacks_run_end_to_end(tmp_path: Path) -> None:
         attacked = [v for k, v in losses.items() if k.startswith(strategy + "__")]
         assert len(attacked) == len(ADAPTIVE), sorted(losses)
         assert all(v != loss for v in attacked), (strategy, losses)
+
+
+def test_a_mimic_target_a_round_can_lack_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, "-m", "velocity", "sweep", "--strategies", "FedAvg",
+         "--attacks", "mimic:target=8,count=2", "--rounds", "2", "--clients", "10",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "invalid mimic.target: got 8; allowed: None or an int < 8" in lines[0]
+    assert "(10 per round − 2 Byzantine)" in lines[0]
+    assert not out.exists()

@@ -431,9 +431,26 @@ def check_run_attacks(spec: RunSpec, num_classes: int) -> None:
     check_attacks(spec)
     for i, attack in enumerate(spec.attacks):
         check_class_ids(attack, num_classes, where=f"attacks[{i}] ({attack.label()})")
-    _core.Orchestrator(
+    orchestrator = _core.Orchestrator(
         spec.strategy.to_core(), [(a.type, a.params) for a in spec.attacks], spec.clients, spec.seed
     )
+    _check_mimic_targets(spec, len(orchestrator.byzantine_clients))
+
+
+def _check_mimic_targets(spec: RunSpec, byzantine: int) -> None:
+    """Mimic's ``target`` indexes a round's honest rows: refuse one that a round can lack
+    (every Byzantine client sampled leaves ``clients_per_round − byzantine`` of them)."""
+    k = spec.clients_per_round
+    fewest = max(k - byzantine, 0)
+    for i, attack in enumerate(spec.attacks):
+        target = attack.params.get("target") if attack.type == "mimic" else None
+        if target is not None and target >= fewest:
+            allowed = f"None or an int < {fewest}" if fewest else "None"
+            raise ValueError(
+                f"attacks[{i}] ({attack.label()}): invalid mimic.target: got {target}; allowed: "
+                f"{allowed}, the fewest honest clients a round can have ({k} per round − "
+                f"{byzantine} Byzantine)"
+            )
 
 
 def _check_memory(needed: int, what: str) -> None:

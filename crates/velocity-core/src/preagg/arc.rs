@@ -5,7 +5,7 @@
 
 use super::clipping::clip_factor;
 use super::{
-    at_least, row_norms, scaled_rows, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount,
+    at_least, row_norms, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount, StageRows,
 };
 use crate::error::Result;
 use crate::schema::ParamSpec;
@@ -37,9 +37,9 @@ fn arc_clients(p: &PreAgg, n: usize) -> Result<()> {
     at_least(p, n, 1, "f", 0)
 }
 
-fn run(p: &PreAgg, input: &PreInputs<'_>) -> KernelResult<Mixed> {
+fn run(p: &PreAgg, input: &PreInputs<'_>, _: &mut Vec<f32>) -> KernelResult<Mixed> {
     Ok(Mixed {
-        rows: arc(input.rows, p.count("f"))?,
+        rows: StageRows::Scaled(arc(input.rows, p.count("f"))?),
         weights: input.weights.to_vec(),
         members: Members::Same,
     })
@@ -68,9 +68,11 @@ pub(crate) fn clipped_count(n: usize, f: usize) -> usize {
 /// kept; row i stands for client i. Norms in f64 over fixed chunks; products
 /// in f64 rounded to f32 (ByzFL: float32 norms and products).
 ///
+/// Returns the factors: the pipeline copies only the k rows it scales.
+///
 /// Preconditions: n ≥ f (checked by the caller), so n − k ≥ 1.
 /// Non-finite input: rejected.
-pub(crate) fn arc(rows: &[&[f32]], f: usize) -> KernelResult<Vec<f32>> {
+pub(crate) fn arc(rows: &[&[f32]], f: usize) -> KernelResult<Vec<f64>> {
     let n = rows.len();
     let norms = row_norms(rows)?;
     let k = clipped_count(n, f);
@@ -81,16 +83,23 @@ pub(crate) fn arc(rows: &[&[f32]], f: usize) -> KernelResult<Vec<f32>> {
     for &i in &order[n - k..] {
         scale[i] = clip_factor(norms[i], threshold);
     }
-    Ok(scaled_rows(rows, &scale))
+    Ok(scale)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::scaled;
     use super::*;
     use crate::error::MAX_COUNT;
     use crate::parallel::install;
     use crate::strategy::test_util::{matrix, rows};
     use crate::strategy::SawNonFinite;
+
+    /// The rows `arc` passes on, n × d.
+    fn arc_rows(data: &[Vec<f32>], f: usize) -> KernelResult<Vec<f32>> {
+        let r = rows(data);
+        Ok(scaled(&r, &arc(&r, f)?))
+    }
 
     #[test]
     fn clipped_count_is_exact_and_below_n() {
@@ -119,7 +128,7 @@ mod tests {
             vec![4.0, 5.0, 6.0],
             vec![7.0, 8.0, 9.0],
         ];
-        let out = arc(&rows(&data), 1).unwrap();
+        let out = arc_rows(&data, 1).unwrap();
         assert_eq!(out[..6], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let s = 77f64.sqrt() / 194f64.sqrt();
         let want: Vec<f32> = [7.0, 8.0, 9.0].iter().map(|x| (x * s) as f32).collect();
@@ -131,19 +140,19 @@ mod tests {
     fn ties_and_no_op_cases() {
         // n = 4, f = 2: k = 2. Norms 1, 2, 2, 5: rows 2 and 3 clipped to the norm of row 1.
         let data = vec![vec![1.0f32], vec![-2.0], vec![2.0], vec![5.0]];
-        assert_eq!(arc(&rows(&data), 2).unwrap(), vec![1.0, -2.0, 2.0, 2.0]);
-        assert_eq!(arc(&rows(&data), 0).unwrap(), vec![1.0, -2.0, 2.0, 5.0]);
-        assert_eq!(arc(&rows(&data), 4).unwrap(), vec![1.0, -2.0, 2.0, 5.0]);
+        assert_eq!(arc_rows(&data, 2).unwrap(), vec![1.0, -2.0, 2.0, 2.0]);
+        assert_eq!(arc_rows(&data, 0).unwrap(), vec![1.0, -2.0, 2.0, 5.0]);
+        assert_eq!(arc_rows(&data, 4).unwrap(), vec![1.0, -2.0, 2.0, 5.0]);
         let zeros = vec![vec![0.0f32], vec![0.0], vec![3.0]];
-        assert_eq!(arc(&rows(&zeros), 1).unwrap(), vec![0.0, 0.0, 0.0]);
+        assert_eq!(arc_rows(&zeros, 1).unwrap(), vec![0.0, 0.0, 0.0]);
     }
 
     #[test]
     fn same_bits_for_any_thread_count_and_rejects_non_finite() {
         let mut data = matrix(8, 3 * crate::parallel::CHUNK + 1, 5);
-        let run = |t, data: &Vec<Vec<f32>>| install(Some(t), || arc(&rows(data), 3)).unwrap();
+        let run = |t, data: &Vec<Vec<f32>>| install(Some(t), || arc_rows(data, 3)).unwrap();
         assert_eq!(run(1, &data), run(4, &data));
         data[5][9] = f32::NAN;
-        assert_eq!(arc(&rows(&data), 3), Err(SawNonFinite));
+        assert_eq!(arc_rows(&data, 3), Err(SawNonFinite));
     }
 }

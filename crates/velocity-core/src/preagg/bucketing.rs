@@ -3,7 +3,7 @@
 //! Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing
 //! [Karimireddy, He and Jaggi, 2022] (ICLR). Paper: <https://arxiv.org/abs/2006.09365>
 
-use super::{at_least, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount};
+use super::{at_least, sized, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount, StageRows};
 use crate::error::Result;
 use crate::schema::ParamSpec;
 use crate::security::rng_for;
@@ -39,12 +39,20 @@ fn bucketing_clients(p: &PreAgg, n: usize) -> Result<()> {
     at_least(p, n, 1, "s", 0)
 }
 
-fn run(p: &PreAgg, input: &PreInputs<'_>) -> KernelResult<Mixed> {
+fn run(p: &PreAgg, input: &PreInputs<'_>, buffer: &mut Vec<f32>) -> KernelResult<Mixed> {
     let order = permutation(
         input.rows.len(),
         &mut rng_for(input.key.seed, STREAM_BUCKETS, input.key.round, 0),
     );
-    bucketing(input.rows, input.weights, &order, p.count("s"))
+    let (rows, mixed) = bucketing(
+        input.rows,
+        input.weights,
+        &order,
+        p.count("s"),
+        std::mem::take(buffer),
+    )?;
+    *buffer = rows;
+    Ok(mixed)
 }
 
 /// A uniformly random permutation of `0..n` (Fisher–Yates driven by `rng`).
@@ -71,6 +79,9 @@ pub(crate) fn permutation(n: usize, rng: &mut impl Rng) -> Vec<usize> {
 /// Bucketing > FedAvg equal FedAvg up to rounding. Each y_b stands for B_b.
 /// Summed in f64 in bucket order, rounded to f32.
 ///
+/// Returns the bucket means, written into `buffer` (resized to ⌈n/s⌉ × d), and
+/// the stage's output.
+///
 /// Preconditions: n ≥ s (checked by the caller; ByzFL then averages all rows
 /// into one bucket). Non-finite input: rejected.
 pub(crate) fn bucketing(
@@ -78,10 +89,11 @@ pub(crate) fn bucketing(
     weights: &[f64],
     order: &[usize],
     s: usize,
-) -> KernelResult<Mixed> {
+    buffer: Vec<f32>,
+) -> KernelResult<(Vec<f32>, Mixed)> {
     let d = rows[0].len();
     let buckets: Vec<Vec<usize>> = order.chunks(s).map(<[usize]>::to_vec).collect();
-    let mut out = vec![0f32; buckets.len() * d];
+    let mut out = sized(buffer, buckets.len() * d);
     let finite = out
         .par_chunks_mut(d)
         .zip(&buckets)
@@ -100,14 +112,16 @@ pub(crate) fn bucketing(
     if !finite {
         return Err(SawNonFinite);
     }
-    Ok(Mixed {
-        rows: out,
-        weights: buckets
-            .iter()
-            .map(|b| b.iter().map(|&i| weights[i]).sum())
-            .collect(),
+    let weights = buckets
+        .iter()
+        .map(|b| b.iter().map(|&i| weights[i]).sum())
+        .collect();
+    let mixed = Mixed {
+        rows: StageRows::New,
+        weights,
         members: Members::Groups(buckets),
-    })
+    };
+    Ok((out, mixed))
 }
 
 #[cfg(test)]
@@ -126,11 +140,12 @@ mod tests {
             vec![7.0, 8.0],
             vec![9.0, 0.0],
         ];
-        let out = bucketing(
+        let (flat, out) = bucketing(
             &rows(&data),
             &[1.0, 3.0, 1.0, 0.0, 2.0],
             &[4, 1, 0, 2, 3],
             2,
+            Vec::new(),
         )
         .unwrap();
         assert_eq!(
@@ -139,12 +154,12 @@ mod tests {
         );
         // (2·[9, 0] + 3·[3, 4]) / 5, ([1, 2] + [5, 6]) / 2, [7, 8] (weight 0: uniform).
         assert_eq!(
-            out_rows(&out.rows, 2),
+            out_rows(&flat, 2),
             vec![vec![5.4, 2.4], vec![3.0, 4.0], vec![7.0, 8.0]]
         );
         assert_eq!(out.weights, vec![5.0, 2.0, 0.0]);
-        let one = bucketing(&rows(&data), &[1.0; 5], &[0, 1, 2, 3, 4], 5).unwrap();
-        assert_eq!(one.rows, vec![5.0, 4.0]);
+        let (one, _) = bucketing(&rows(&data), &[1.0; 5], &[0, 1, 2, 3, 4], 5, Vec::new()).unwrap();
+        assert_eq!(one, vec![5.0, 4.0]);
     }
 
     #[test]
@@ -168,9 +183,17 @@ mod tests {
         let mut data = matrix(9, 2 * crate::parallel::CHUNK + 3, 8);
         let order: Vec<usize> = (0..9).rev().collect();
         let w: Vec<f64> = (0..9).map(|i| i as f64).collect();
-        let run = |t| install(Some(t), || bucketing(&rows(&data), &w, &order, 4)).unwrap();
+        let run = |t| {
+            install(Some(t), || {
+                bucketing(&rows(&data), &w, &order, 4, Vec::new())
+            })
+            .unwrap()
+        };
         assert_eq!(run(1), run(4));
         data[0][7] = f32::NAN; // row 0 has weight 0: still detected
-        assert_eq!(bucketing(&rows(&data), &w, &order, 4), Err(SawNonFinite));
+        assert_eq!(
+            bucketing(&rows(&data), &w, &order, 4, Vec::new()),
+            Err(SawNonFinite)
+        );
     }
 }

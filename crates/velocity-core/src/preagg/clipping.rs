@@ -5,7 +5,7 @@
 //! baseline of The Vital Role of Gradient Clipping in Byzantine-Resilient
 //! Distributed Learning [Allouah et al., 2024]. Paper: <https://arxiv.org/abs/2405.14432>
 
-use super::{row_norms, scaled_rows, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount};
+use super::{row_norms, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount, StageRows};
 use crate::schema::ParamSpec;
 use crate::strategy::KernelResult;
 
@@ -28,9 +28,9 @@ pub(super) const SPEC: PreAggSpec = PreAggSpec {
     kernel: run,
 };
 
-fn run(p: &PreAgg, input: &PreInputs<'_>) -> KernelResult<Mixed> {
+fn run(p: &PreAgg, input: &PreInputs<'_>, _: &mut Vec<f32>) -> KernelResult<Mixed> {
     Ok(Mixed {
-        rows: clipping(input.rows, p.float("tau"))?,
+        rows: StageRows::Scaled(clipping(input.rows, p.float("tau"))?),
         weights: input.weights.to_vec(),
         members: Members::Same,
     })
@@ -57,37 +57,45 @@ pub(super) fn clip_factor(norm: f64, tau: f64) -> f64 {
 /// bits); the product is taken in f64 and rounded to f32. ByzFL also accepts
 /// c = 0 (every non-zero row becomes 0); here τ must be positive.
 ///
+/// Returns the factors min(1, τ / ‖x_i‖): the pipeline copies only the rows it
+/// scales (one read of the matrix for the norms, a write of the clipped rows).
+///
 /// Preconditions: none beyond n ≥ 1. Non-finite input: rejected.
-pub(crate) fn clipping(rows: &[&[f32]], tau: f64) -> KernelResult<Vec<f32>> {
-    let scale: Vec<f64> = row_norms(rows)?
+pub(crate) fn clipping(rows: &[&[f32]], tau: f64) -> KernelResult<Vec<f64>> {
+    Ok(row_norms(rows)?
         .into_iter()
         .map(|norm| clip_factor(norm, tau))
-        .collect();
-    Ok(scaled_rows(rows, &scale))
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::scaled;
     use super::*;
     use crate::parallel::{install, CHUNK};
     use crate::strategy::test_util::{matrix, rows};
     use crate::strategy::SawNonFinite;
 
+    /// The rows `clipping` passes on, n × d.
+    fn clipped(r: &[&[f32]], tau: f64) -> Vec<f32> {
+        scaled(r, &clipping(r, tau).unwrap())
+    }
+
     #[test]
     fn hand_computed_clipping() {
         let data = vec![vec![3.0f32, 4.0], vec![0.6, 0.8], vec![0.0, 0.0]];
-        let out = clipping(&rows(&data), 1.0).unwrap();
+        assert_eq!(clipping(&rows(&data), 1.0).unwrap()[2], 1.0);
+        let out = clipped(&rows(&data), 1.0);
         assert_eq!(out, vec![0.6, 0.8, 0.6, 0.8, 0.0, 0.0]);
-        let out = clipping(&rows(&data), 10.0).unwrap();
-        assert_eq!(out, data.concat());
+        assert_eq!(clipping(&rows(&data), 10.0).unwrap(), vec![1.0; 3]);
     }
 
     #[test]
     fn matches_the_naive_formula_for_any_thread_count() {
         let data = matrix(6, 2 * CHUNK + 11, 3);
         let r = rows(&data);
-        let one = install(Some(1), || clipping(&r, 5.0)).unwrap().unwrap();
-        let four = install(Some(4), || clipping(&r, 5.0)).unwrap().unwrap();
+        let one = install(Some(1), || clipped(&r, 5.0)).unwrap();
+        let four = install(Some(4), || clipped(&r, 5.0)).unwrap();
         assert_eq!(one, four);
         for (i, row) in data.iter().enumerate() {
             let norm = row

@@ -118,16 +118,28 @@ impl Members {
     }
 }
 
-/// A kernel's output: m rows of length d (row-major), their weights, their members.
+/// A kernel's output rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageRows {
+    /// m new rows of length d (row-major), written into the buffer the kernel was lent.
+    New,
+    /// The input rows, row i scaled by `scale[i]` (Clipping, ARC): the pipeline copies
+    /// only the rows whose factor is not 1 and passes the others on as they are.
+    Scaled(Vec<f64>),
+}
+
+/// A kernel's output: its rows, their weights, their members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mixed {
-    pub rows: Vec<f32>,
+    pub rows: StageRows,
     pub weights: Vec<f64>,
     pub members: Members,
 }
 
-/// A pre-aggregator's kernel. `Err(SawNonFinite)` when it met NaN/±Inf.
-pub type PreKernel = fn(&PreAgg, &PreInputs<'_>) -> KernelResult<Mixed>;
+/// A pre-aggregator's kernel. `buffer` is lent (any length, any contents): a
+/// kernel that makes [`StageRows::New`] rows leaves them there, m × d.
+/// `Err(SawNonFinite)` when it met NaN/±Inf.
+pub type PreKernel = fn(&PreAgg, &PreInputs<'_>, buffer: &mut Vec<f32>) -> KernelResult<Mixed>;
 
 /// A precondition on the number of rows n a stage receives (beyond n ≥ 1).
 pub type PreClientCheck = fn(&PreAgg, usize) -> Result<()>;
@@ -272,9 +284,10 @@ impl PreAgg {
         Ok(self.rows_out(n))
     }
 
-    /// Runs the kernel on checked inputs (the [`Pipeline`] checks them).
-    pub(crate) fn run(&self, inputs: &PreInputs<'_>) -> KernelResult<Mixed> {
-        (self.spec.kernel)(self, inputs)
+    /// Runs the kernel on checked inputs (the [`Pipeline`] checks them), lending
+    /// it `buffer` for new rows.
+    pub(crate) fn run(&self, inputs: &PreInputs<'_>, buffer: &mut Vec<f32>) -> KernelResult<Mixed> {
+        (self.spec.kernel)(self, inputs, buffer)
     }
 }
 
@@ -336,28 +349,30 @@ pub(crate) fn row_norms(rows: &[&[f32]]) -> KernelResult<Vec<f64>> {
     finite.then_some(norms).ok_or(SawNonFinite)
 }
 
-/// `out_i = x_i · scale_i` for every row (f64 product rounded to f32; a scale of
-/// 1 copies the row exactly), rows and chunks in parallel; `out` is n × d.
-pub(crate) fn scaled_rows(rows: &[&[f32]], scale: &[f64]) -> Vec<f32> {
+/// `out_k = x_{which_k} · scale_{which_k}` for each listed row (f64 product
+/// rounded to f32), rows and chunks in parallel; `out` is |which| × d.
+pub(crate) fn scale_rows_into(rows: &[&[f32]], which: &[usize], scale: &[f64], out: &mut [f32]) {
     use rayon::prelude::*;
     let d = rows[0].len();
-    let mut out = vec![0f32; rows.len() * d];
     out.par_chunks_mut(d)
-        .zip(rows.par_iter().zip(scale))
-        .for_each(|(o, (x, &s))| {
+        .zip(which.par_iter())
+        .for_each(|(o, &i)| {
+            let s = scale[i];
             o.par_chunks_mut(crate::parallel::CHUNK)
-                .zip(x.par_chunks(crate::parallel::CHUNK))
+                .zip(rows[i].par_chunks(crate::parallel::CHUNK))
                 .for_each(|(o, x)| {
-                    if s == 1.0 {
-                        o.copy_from_slice(x);
-                    } else {
-                        for (o, &x) in o.iter_mut().zip(x) {
-                            *o = (f64::from(x) * s) as f32;
-                        }
+                    for (o, &x) in o.iter_mut().zip(x) {
+                        *o = (f64::from(x) * s) as f32;
                     }
                 })
         });
-    out
+}
+
+/// `buffer` resized to `len` values (kept as they are where it is long enough:
+/// the kernel overwrites every one).
+pub(crate) fn sized(mut buffer: Vec<f32>, len: usize) -> Vec<f32> {
+    buffer.resize(len, 0.0);
+    buffer
 }
 
 #[cfg(test)]
@@ -373,6 +388,14 @@ pub(crate) mod test_util {
     /// A kernel's output rows as row vectors.
     pub fn out_rows(flat: &[f32], d: usize) -> Vec<Vec<f32>> {
         flat.chunks_exact(d).map(<[f32]>::to_vec).collect()
+    }
+
+    /// Every row scaled by its factor, n × d row-major (what a pipeline passes on).
+    pub fn scaled(rows: &[&[f32]], scale: &[f64]) -> Vec<f32> {
+        let which: Vec<usize> = (0..rows.len()).collect();
+        let mut out = vec![0f32; rows.len() * rows[0].len()];
+        super::scale_rows_into(rows, &which, scale, &mut out);
+        out
     }
 }
 
@@ -498,8 +521,11 @@ mod tests {
         let bad: Vec<&[f32]> = vec![&[1.0, f32::NAN]];
         assert_eq!(row_norms(&bad), Err(SawNonFinite));
         assert_eq!(
-            scaled_rows(&rows[..2], &[0.5, 1.0]),
+            test_util::scaled(&rows[..2], &[0.5, 1.0]),
             vec![1.5, 2.0, 0.0, 0.0]
         );
+        let mut out = vec![9f32; 2];
+        scale_rows_into(&rows, &[0], &[2.0, 1.0, 1.0], &mut out);
+        assert_eq!(out, vec![6.0, 8.0]);
     }
 }

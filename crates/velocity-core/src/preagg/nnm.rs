@@ -3,7 +3,7 @@
 //! Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity
 //! [Allouah et al., 2023] (AISTATS). Paper: <https://arxiv.org/abs/2302.01772>
 
-use super::{at_least, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount};
+use super::{at_least, sized, Members, Mixed, PreAgg, PreAggSpec, PreInputs, RowCount, StageRows};
 use crate::error::Result;
 use crate::parallel::{num_chunks, CHUNK};
 use crate::schema::ParamSpec;
@@ -36,9 +36,10 @@ fn nnm_clients(p: &PreAgg, n: usize) -> Result<()> {
     at_least(p, n, 1, "f", 1)
 }
 
-fn run(p: &PreAgg, input: &PreInputs<'_>) -> KernelResult<Mixed> {
+fn run(p: &PreAgg, input: &PreInputs<'_>, buffer: &mut Vec<f32>) -> KernelResult<Mixed> {
+    *buffer = nnm(input.rows, p.count("f"), std::mem::take(buffer))?;
     Ok(Mixed {
-        rows: nnm(input.rows, p.count("f"))?,
+        rows: StageRows::New,
         weights: input.weights.to_vec(),
         members: Members::Same,
     })
@@ -66,8 +67,10 @@ const BLOCK: usize = 512;
 /// parallel), per block of [`BLOCK`] coordinates, every output row is summed
 /// from the n input blocks, which are read from memory once and then from cache.
 ///
+/// The output is written into `buffer` (resized to n × d).
+///
 /// Preconditions: n ≥ f + 1 (checked by the caller). Non-finite input: rejected.
-pub(crate) fn nnm(rows: &[&[f32]], f: usize) -> KernelResult<Vec<f32>> {
+pub(crate) fn nnm(rows: &[&[f32]], f: usize, buffer: Vec<f32>) -> KernelResult<Vec<f32>> {
     let n = rows.len();
     let d = rows[0].len();
     let k = n - f;
@@ -79,7 +82,7 @@ pub(crate) fn nnm(rows: &[&[f32]], f: usize) -> KernelResult<Vec<f32>> {
         .into_par_iter()
         .map(|i| nearest(&dist[i * n..(i + 1) * n], k))
         .collect();
-    let mut out = vec![0f32; n * d];
+    let mut out = sized(buffer, n * d);
     let mut pieces: Vec<Vec<&mut [f32]>> = (0..num_chunks(d)).map(|_| Vec::new()).collect();
     for row in out.chunks_mut(d) {
         for (c, piece) in row.chunks_mut(CHUNK).enumerate() {
@@ -206,14 +209,17 @@ mod tests {
     fn hand_computed_mixing() {
         // f = 1, k = 2: 0 → {0, 2}, 2 → {0, 2} (|2 − 0| < |2 − 30|), 30 → {2, 30}.
         let data = vec![vec![0.0f32, 1.0], vec![30.0, 1.0], vec![2.0, 1.0]];
-        let out = nnm(&rows(&data), 1).unwrap();
+        let out = nnm(&rows(&data), 1, Vec::new()).unwrap();
         assert_eq!(out, vec![1.0, 1.0, 16.0, 1.0, 1.0, 1.0]);
         // f = 0: every row becomes the mean of all rows.
-        let out = nnm(&rows(&data), 0).unwrap();
+        let out = nnm(&rows(&data), 0, Vec::new()).unwrap();
         assert_eq!(out, [32.0 / 3.0, 1.0].repeat(3));
         // Ties go to the lower index: 1 is as close to 0 as 2 is.
         let tied = vec![vec![1.0f32], vec![0.0], vec![2.0]];
-        assert_eq!(nnm(&rows(&tied), 1).unwrap(), vec![0.5, 0.5, 1.5]);
+        assert_eq!(
+            nnm(&rows(&tied), 1, Vec::new()).unwrap(),
+            vec![0.5, 0.5, 1.5]
+        );
     }
 
     #[test]
@@ -226,7 +232,7 @@ mod tests {
             (12, 700, 0),
         ] {
             let data = matrix(n, d, (n * 7 + d) as u64);
-            let got = nnm(&rows(&data), f).unwrap();
+            let got = nnm(&rows(&data), f, Vec::new()).unwrap();
             assert_eq!(got, flat(&naive(&data, f)), "n={n} d={d} f={f}");
         }
     }
@@ -235,8 +241,8 @@ mod tests {
     fn same_bits_for_any_thread_count() {
         let data = matrix(11, 3 * CHUNK + 5, 4);
         let r = rows(&data);
-        let one = install(Some(1), || nnm(&r, 3)).unwrap();
-        let four = install(Some(4), || nnm(&r, 3)).unwrap();
+        let one = install(Some(1), || nnm(&r, 3, Vec::new())).unwrap();
+        let four = install(Some(4), || nnm(&r, 3, Vec::new())).unwrap();
         assert_eq!(one, four);
     }
 
@@ -244,7 +250,10 @@ mod tests {
     fn non_finite_input_is_rejected() {
         let mut data = matrix(4, 9, 2);
         data[2][5] = f32::INFINITY;
-        assert_eq!(nnm(&rows(&data), 1), Err(SawNonFinite));
-        assert_eq!(nnm(&rows(&[vec![f32::NAN]]), 0), Err(SawNonFinite));
+        assert_eq!(nnm(&rows(&data), 1, Vec::new()), Err(SawNonFinite));
+        assert_eq!(
+            nnm(&rows(&[vec![f32::NAN]]), 0, Vec::new()),
+            Err(SawNonFinite)
+        );
     }
 }

@@ -5,15 +5,17 @@
 //! back through every stage's [`Members`] to the input rows (clients) they stand
 //! for. A pipeline without stages is the rule itself, at no extra cost.
 
-use super::{Members, PreAgg, PreInputs, RoundKey};
+use super::{scale_rows_into, Members, PreAgg, PreInputs, RoundKey, StageRows};
 use crate::error::{CoreError, Result};
 use crate::strategy::{check_inputs, dict_literal, locate_non_finite, Aggregate, Strategy};
+use std::sync::Mutex;
 
 /// Pre-aggregators followed by a rule; immutable and validated.
 #[derive(Clone, PartialEq)]
 pub struct Pipeline {
     pre: Vec<PreAgg>,
     rule: Strategy,
+    scratch: Scratch,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -22,16 +24,90 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-/// One stage's output rows (m × d, row-major) and weights.
-struct Rows {
-    flat: Vec<f32>,
-    weights: Vec<f64>,
+/// The stages' row buffers, kept from one call to the next: at n = 50, d = 10⁶ a
+/// fresh 200 MB buffer costs more in first-touch page faults than the kernel
+/// that fills it, so a pipeline run every round reuses the last round's. Held
+/// until the pipeline is dropped; a call that finds them in use (another
+/// thread) allocates its own. Not part of the pipeline's value: a clone starts
+/// empty and every two compare equal.
+#[derive(Default)]
+struct Scratch(Mutex<Vec<Vec<f32>>>);
+
+/// Buffers kept at most (a pipeline uses one per stage).
+const SCRATCH_BUFFERS: usize = 8;
+
+impl Scratch {
+    /// The kept buffers (none when another call holds them).
+    fn take(&self) -> Vec<Vec<f32>> {
+        self.0
+            .try_lock()
+            .map(|mut kept| std::mem::take(&mut *kept))
+            .unwrap_or_default()
+    }
+
+    /// Keeps `buffers` for the next call.
+    fn keep(&self, mut buffers: Vec<Vec<f32>>) {
+        if let Ok(mut kept) = self.0.try_lock() {
+            buffers.truncate(SCRATCH_BUFFERS);
+            *kept = buffers;
+        }
+    }
+}
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
+}
+
+impl PartialEq for Scratch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The smallest buffer in `spare` that holds `len` values, or a new one.
+fn lend(spare: &mut Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    spare
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.capacity() >= len)
+        .min_by_key(|(_, b)| b.capacity())
+        .map(|(i, _)| i)
+        .map(|i| spare.swap_remove(i))
+        .unwrap_or_default()
+}
+
+/// Where a stage's row lives: an input row, or row `row` of buffer `buf`.
+#[derive(Clone, Copy)]
+enum RowRef {
+    Input(usize),
+    Buffer { buf: usize, row: usize },
+}
+
+/// The rows `refs` point at, as slices of length `d`.
+fn resolve<'a>(
+    refs: &[RowRef],
+    input: &[&'a [f32]],
+    buffers: &'a [Vec<f32>],
+    d: usize,
+) -> Vec<&'a [f32]> {
+    refs.iter()
+        .map(|r| match *r {
+            RowRef::Input(i) => input[i],
+            RowRef::Buffer { buf, row } => &buffers[buf][row * d..(row + 1) * d],
+        })
+        .collect()
 }
 
 impl Pipeline {
     /// The stages `pre` (run in order) before `rule`.
     pub fn new(pre: Vec<PreAgg>, rule: Strategy) -> Self {
-        Pipeline { pre, rule }
+        Pipeline {
+            pre,
+            rule,
+            scratch: Scratch::default(),
+        }
     }
 
     /// The rule alone.
@@ -148,37 +224,55 @@ impl Pipeline {
         }
         let d = check_inputs(rows, weights)?;
         self.check_clients(rows.len())?;
-        let mut current: Option<Rows> = None;
+        let mut spare = self.scratch.take();
+        let mut buffers: Vec<Vec<f32>> = Vec::with_capacity(self.pre.len());
+        let mut refs: Vec<RowRef> = (0..rows.len()).map(RowRef::Input).collect();
+        let mut current_weights = weights.to_vec();
         let mut members: Vec<Members> = Vec::with_capacity(self.pre.len());
         for stage in &self.pre {
-            let out = {
-                let (view, w): (Vec<&[f32]>, &[f64]) = match &current {
-                    None => (rows.to_vec(), weights),
-                    Some(r) => (r.flat.chunks_exact(d).collect(), &r.weights),
-                };
-                let inputs = PreInputs {
-                    rows: &view,
-                    weights: w,
-                    key,
-                };
-                // Finite rows give finite stage outputs, so NaN/Inf is in the input.
-                stage.run(&inputs).map_err(|_| locate_non_finite(rows))?
+            let view = resolve(&refs, rows, &buffers, d);
+            let inputs = PreInputs {
+                rows: &view,
+                weights: &current_weights,
+                key,
             };
+            let m = stage.rows_out(refs.len());
+            let mut buffer = lend(&mut spare, m * d);
+            // Finite rows give finite stage outputs, so NaN/Inf is in the input.
+            let out = stage
+                .run(&inputs, &mut buffer)
+                .map_err(|_| locate_non_finite(rows))?;
+            let buf = buffers.len();
+            match out.rows {
+                StageRows::New => {
+                    refs = (0..m).map(|row| RowRef::Buffer { buf, row }).collect();
+                }
+                StageRows::Scaled(scale) => {
+                    let which: Vec<usize> = (0..refs.len()).filter(|&i| scale[i] != 1.0).collect();
+                    if buffer.capacity() < which.len() * d {
+                        spare.push(buffer);
+                        buffer = lend(&mut spare, which.len() * d);
+                    }
+                    buffer.resize(which.len() * d, 0.0);
+                    scale_rows_into(&view, &which, &scale, &mut buffer);
+                    for (row, &i) in which.iter().enumerate() {
+                        refs[i] = RowRef::Buffer { buf, row };
+                    }
+                }
+            }
+            buffers.push(buffer);
+            current_weights = out.weights;
             members.push(out.members);
-            current = Some(Rows {
-                flat: out.rows,
-                weights: out.weights,
-            });
         }
-        let last = current.expect("at least one stage ran");
-        let view: Vec<&[f32]> = last.flat.chunks_exact(d).collect();
-        let mut agg = self
-            .rule
-            .aggregate(&view, &last.weights, previous)
-            .map_err(|e| match e {
-                CoreError::NonFinite { .. } => locate_non_finite(rows),
-                other => other,
-            })?;
+        let view = resolve(&refs, rows, &buffers, d);
+        let result = self.rule.aggregate(&view, &current_weights, previous);
+        drop(view);
+        buffers.append(&mut spare);
+        self.scratch.keep(buffers);
+        let mut agg = result.map_err(|e| match e {
+            CoreError::NonFinite { .. } => locate_non_finite(rows),
+            other => other,
+        })?;
         agg.selected = agg.selected.map(|kept| {
             members
                 .iter()
@@ -222,11 +316,14 @@ mod tests {
         let key = RoundKey { seed: 11, round: 5 };
         let bucket = preagg("Bucketing", &[("s", int(1))]);
         let out = bucket
-            .run(&PreInputs {
-                rows: &rows(&data),
-                weights: &w,
-                key,
-            })
+            .run(
+                &PreInputs {
+                    rows: &rows(&data),
+                    weights: &w,
+                    key,
+                },
+                &mut Vec::new(),
+            )
             .unwrap();
         let Members::Groups(groups) = &out.members else {
             panic!("bucketing groups rows")
@@ -280,14 +377,17 @@ mod tests {
         let got = p
             .aggregate(&rows(&data), &[1.0; 7], None, RoundKey::default())
             .unwrap();
-        let mixed = nnm
-            .run(&PreInputs {
+        let mut mixed = Vec::new();
+        nnm.run(
+            &PreInputs {
                 rows: &rows(&data),
                 weights: &[1.0; 7],
                 key: RoundKey::default(),
-            })
-            .unwrap();
-        let mixed_rows: Vec<&[f32]> = mixed.rows.chunks_exact(20).collect();
+            },
+            &mut mixed,
+        )
+        .unwrap();
+        let mixed_rows: Vec<&[f32]> = mixed.chunks_exact(20).collect();
         let want = krum.aggregate(&mixed_rows, &[1.0; 7], None).unwrap();
         assert_eq!(got, want);
         let kept = got.selected.unwrap();
@@ -342,6 +442,72 @@ mod tests {
             }
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn scaling_stages_pass_unscaled_rows_on_and_scale_the_others() {
+        let mut data = matrix(8, 70, 6);
+        data[2].iter_mut().for_each(|x| *x *= 40.0);
+        data[5].iter_mut().for_each(|x| *x *= 9.0);
+        let r = rows(&data);
+        let w: Vec<f64> = (1..=8).map(f64::from).collect();
+        for (stage, scale) in [
+            (
+                "Clipping",
+                super::super::clipping::clipping(&r, 12.0).unwrap(),
+            ),
+            ("ARC", super::super::arc::arc(&r, 2).unwrap()),
+        ] {
+            assert!(scale.iter().filter(|&&s| s != 1.0).count() >= 1, "{stage}");
+            let clipped = super::super::test_util::scaled(&r, &scale);
+            let clipped_rows: Vec<&[f32]> = clipped.chunks_exact(70).collect();
+            for rule in [
+                strategy("FedMedian", &[]),
+                strategy("MultiKrum", &[("f", int(2))]),
+            ] {
+                let params: &[(&str, RawValue)] = match stage {
+                    "Clipping" => &[("tau", RawValue::Float(12.0))],
+                    _ => &[("f", int(2))],
+                };
+                let p = Pipeline::new(vec![preagg(stage, params)], rule.clone());
+                let want = rule.aggregate(&clipped_rows, &w, None).unwrap();
+                assert_eq!(
+                    p.aggregate(&r, &w, None, RoundKey::default()).unwrap(),
+                    want
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kept_buffers_give_the_same_bits_call_after_call() {
+        let data = matrix(12, 2 * crate::parallel::CHUNK + 9, 7);
+        let other = matrix(12, 2 * crate::parallel::CHUNK + 9, 8);
+        let small = matrix(5, 31, 9);
+        let key = RoundKey { seed: 2, round: 3 };
+        let p = Pipeline::new(
+            vec![
+                preagg("Clipping", &[("tau", RawValue::Float(20.0))]),
+                preagg("NNM", &[("f", int(2))]),
+                preagg("Bucketing", &[("s", int(2))]),
+            ],
+            strategy("FedMedian", &[]),
+        );
+        let fresh = |x: &Vec<Vec<f32>>| p.clone().aggregate(&rows(x), &[1.0; 12], None, key);
+        let first = fresh(&data).unwrap();
+        assert_eq!(
+            p.aggregate(&rows(&data), &[1.0; 12], None, key).unwrap(),
+            first
+        );
+        // The buffers now hold the other matrix's rows; a smaller call resizes them.
+        let second = p.aggregate(&rows(&other), &[1.0; 12], None, key).unwrap();
+        assert_eq!(second, fresh(&other).unwrap());
+        assert!(p.aggregate(&rows(&small), &[1.0; 5], None, key).is_ok());
+        assert_eq!(
+            p.aggregate(&rows(&data), &[1.0; 12], None, key).unwrap(),
+            first
+        );
+        assert_eq!(p.clone(), p, "the buffers are not part of the value");
     }
 
     #[test]

@@ -18,8 +18,8 @@
 //! ByzFL's sign is +τ·s, with τ searched up from `start`; velocity's `alie`
 //! sends μ − z·σ (population σ). A negative `delta` searches downwards.
 //!
-//! Parameters: `evals` (int ≥ 1, default 17: within 20 aggregations of a round with the honest
-//! statistics, bench/README.md), `grid` (int ≥ 0, default 10),
+//! Parameters: `evals` (int ≥ 1, default 15: a round within 20 aggregations,
+//! bench/README.md; ByzFL's 20), `grid` (int ≥ 0, default 8),
 //! `start` (float, default 0), `delta` (float ≠ 0, default 10), `ratio`
 //! (float in (0.5, 1), default 0.8), plus the common ones.
 //!
@@ -50,6 +50,7 @@ use super::search::{self, Search};
 use super::{AdaptiveContext, Apply, AttackSpec, Params};
 use crate::error::Result;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 pub(super) const SPEC: AttackSpec = AttackSpec {
     name: "alie_opt",
@@ -66,7 +67,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
 
 /// ByzFL's ALIE vector μ + τ·s (None if it overflows f32).
 fn candidate(mean: &[f64], sample_std: &[f64], tau: f64) -> Option<Vec<f32>> {
-    to_f32(mean.iter().zip(sample_std).map(|(m, s)| m + tau * s))
+    to_f32(mean.par_iter().zip(sample_std).map(|(m, s)| m + tau * s))
 }
 
 fn alie_opt(ctx: &AdaptiveContext<'_>, p: &Params, _: &mut ChaCha8Rng) -> Result<Vec<f32>> {

@@ -55,6 +55,7 @@ use crate::error::Result;
 use crate::schema::ParamSpec;
 use crate::strategy::{locate_non_finite, pairwise_sq_distances};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 pub(super) const SPEC: AttackSpec = AttackSpec {
     name: "fang_krum",
@@ -107,7 +108,7 @@ fn fang_krum(ctx: &AdaptiveContext<'_>, p: &Params, _: &mut ChaCha8Rng) -> Resul
         .iter()
         .map(|&m| if m == 0.0 { 0.0 } else { m.signum() })
         .collect();
-    let candidate = |lambda: f64| to_f32(sign.iter().map(|s| -lambda * s));
+    let candidate = |lambda: f64| to_f32(sign.par_iter().map(|s| -lambda * s));
     let threshold = p.float("threshold");
     let evals = usize::try_from(p.int("evals")).unwrap_or(1);
     let mut lambda = lambda_bound(ctx.honest, &dist, ctx.n, ctx.f);

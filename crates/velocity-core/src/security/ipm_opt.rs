@@ -15,8 +15,8 @@
 //!
 //! τ is ByzFL's name; velocity's `ipm` calls the fixed factor `epsilon`.
 //!
-//! Parameters: `evals` (int ≥ 1, default 17: within 20 aggregations of a round with the honest
-//! statistics, bench/README.md), `grid` (int ≥ 0, default 10),
+//! Parameters: `evals` (int ≥ 1, default 15: a round within 20 aggregations,
+//! bench/README.md; ByzFL's 20), `grid` (int ≥ 0, default 8),
 //! `start` (float, default 0), `delta` (float ≠ 0, default 10), `ratio`
 //! (float in (0.5, 1), default 0.8), plus the common ones.
 //!
@@ -45,6 +45,7 @@ use super::search::{self, Search};
 use super::{AdaptiveContext, Apply, AttackSpec, Params};
 use crate::error::Result;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 pub(super) const SPEC: AttackSpec = AttackSpec {
     name: "ipm_opt",
@@ -66,7 +67,7 @@ pub(super) const SPEC: AttackSpec = AttackSpec {
 
 /// ByzFL's IPM vector −τ·μ (None if it overflows f32).
 fn candidate(mean: &[f64], tau: f64) -> Option<Vec<f32>> {
-    to_f32(mean.iter().map(|m| -tau * m))
+    to_f32(mean.par_iter().map(|m| -tau * m))
 }
 
 fn ipm_opt(ctx: &AdaptiveContext<'_>, p: &Params, _: &mut ChaCha8Rng) -> Result<Vec<f32>> {

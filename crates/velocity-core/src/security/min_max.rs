@@ -232,8 +232,10 @@ fn attack(ctx: &AdaptiveContext<'_>, p: &Params, bound: Bound) -> Result<Vec<f32
     let pp = dir.iter().map(|q| q * q).sum::<f64>();
     let gamma = best_gamma(bound, &terms, pp, &dist, p);
     // m(γ) overflows f32 only if μ does not fit; fall back to μ then.
-    Ok(to_f32(mean.iter().zip(&dir).map(|(m, q)| m + gamma * q))
-        .unwrap_or_else(|| mean.iter().map(|&m| m as f32).collect()))
+    Ok(
+        to_f32(mean.par_iter().zip(&dir).map(|(m, q)| m + gamma * q))
+            .unwrap_or_else(|| mean.iter().map(|&m| m as f32).collect()),
+    )
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! Fang's attacks on Krum and on the trimmed mean/median, Mimic and the optimal
 //! ALIE and IPM. Those that call the real rule are [`Apply::Adaptive`]: one
 //! vector per round for all their rows, each candidate costing one aggregation
-//! (at most `evals`, default 19, per round).
+//! (at most `evals` per round: 15 for the optimal ALIE and IPM, 19 for Fang on Krum).
 //!
 //! Every attack also takes the [`COMMON`] parameters (who is Byzantine and
 //! when the attack is active).

@@ -28,14 +28,14 @@ use crate::schema::ParamSpec;
 pub(super) const PARAMS: [ParamSpec; 5] = [
     ParamSpec::int(
         "evals",
-        17,
+        15,
         "aggregations per round spent on the search (line search + grid)",
     )
     .min(1.0, true)
     .max(1000.0, true),
     ParamSpec::int(
         "grid",
-        10,
+        8,
         "grid points start + k*delta/grid, k = 1..grid, also evaluated",
     )
     .min(0.0, true)
