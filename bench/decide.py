@@ -57,6 +57,7 @@ def compare(name: str, one_repeat: list[RunSpec], grid: list[RunSpec], root: Pat
         "until": adaptive,
         "ended": decision.ended if decision else None,
         "eliminated": len(decision.eliminated) if decision else 0,
+        "settled": len(decision.settled) if decision else 0,
         "agrees": agrees,
     }
 
@@ -112,7 +113,7 @@ def main() -> int:
             )
     print(
         f"| case | {REPEATS}-repeat grid: runs, s | until decided: runs, s | ended by | "
-        "eliminated | fewer runs | same answer |"
+        "eliminated / settled | fewer runs | same answer |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
@@ -120,7 +121,8 @@ def main() -> int:
         state = "decided" if u["rec"]["decided"] else f"tie of {len(u['rec']['tie'])}"
         print(
             f"| {r['case']} | {g['runs']}, {g['wall_s']:.0f} | {u['runs']}, {u['wall_s']:.0f} | "
-            f"{r['ended']} ({state}) | {r['eliminated']} | {g['runs'] / u['runs']:.1f}× | "
+            f"{r['ended']} ({state}) | {r['eliminated']} / {r['settled']} | "
+            f"{g['runs'] / u['runs']:.1f}× | "
             f"{'yes' if r['agrees'] else 'NO'}: {u['rec']['strategy']} |"
         )
     grid_runs = sum(r["grid"]["runs"] for r in results)
@@ -130,7 +132,7 @@ def main() -> int:
     print()
     print(
         f"Total: the grids {grid_runs} runs in {grid_s:.0f} s, until decided {until_runs} runs "
-        f"in {until_s:.0f} s ({grid_runs / until_runs:.1f}× fewer runs, "
+        f"in {until_s:.0f} s ({grid_runs / until_runs:.2f}× fewer runs, "
         f"{grid_s / until_s:.1f}× less time); same answer in "
         f"{sum(r['agrees'] for r in results)}/{len(results)} cases."
     )

@@ -125,6 +125,40 @@ def test_a_tie_ends_at_max_repeats_and_reports_a_tie() -> None:
     assert set(state.recommendation.tie) == {"A", "B"}
 
 
+def test_a_tie_no_repeat_left_can_separate_is_settled_and_ends() -> None:
+    # Identical worst cases: d = 0, σ = the binomial floor √(p(1−p)/360) ≈ 1.3 pp;
+    # k = 3, K = 10: 0 + σ/√3 ≤ 2σ/√10 ⇔ 0.577 ≤ 0.632. Settled.
+    values = {"A": [0.93, 0.92, 0.93], "B": [0.93, 0.92, 0.93]}
+    state = state_of(series(values), max_repeats=10)
+    assert state.ended == "settled"
+    assert state.settled == {"B": 3}
+    assert state.next_runs == 0 and state.active == []
+    assert set(state.recommendation.tie) == {"A", "B"}
+    assert not state.recommendation.decided
+    # K = 13: 2σ/√13 = 0.555σ < 0.577σ: thirteen repeats might, so it goes on.
+    assert state_of(series(values), max_repeats=13).ended is None
+    # Two repeats: σ not measured enough to settle anything.
+    assert state_of(series({"A": [0.93, 0.92], "B": [0.93, 0.92]})).settled == {}
+    assert "settled in the tie B after 3 repeats" in describe(
+        state, runs_spent=6, full_grid_runs=20
+    )
+
+
+def test_settling_one_tie_member_keeps_the_others_and_the_top_running() -> None:
+    # B equals A; C trails by ~1 pp with little spread: separable within K = 10.
+    values = {
+        "A": [0.93, 0.92, 0.93],
+        "B": [0.93, 0.92, 0.93],
+        "C": [0.921, 0.909, 0.918],
+    }
+    state = state_of(series(values), max_repeats=10)
+    assert "C" in state.recommendation.tie
+    assert state.settled == {"B": 3}
+    assert state.ended is None
+    assert sorted(state.active) == ["A", "C"]
+    assert state.next_runs == 2
+
+
 def test_the_budget_stops_before_a_repeat_that_would_pass_it() -> None:
     observations = series({"A": [0.93], "B": [0.925]})
     assert state_of(observations, budget=4).ended is None  # 2 spent + 2 next = 4

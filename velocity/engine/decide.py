@@ -30,24 +30,56 @@ so nothing is eliminated before the second repeat. A strategy that falls back in
 the verdict's tie with the top (the leader changed) rejoins. Since eliminated means
 "already separated from the top", eliminating never keeps a sweep from being decided.
 
-**The next repeat** goes to every cell of every candidate not eliminated, all with
-the same new seed. The loop ends, and says which ended it (:data:`DecisionEnd`),
-when the recommendation is *decided*, when the next repeat would pass
-``max_repeats`` (*max-repeats*: a tie is reported as a tie), when its runs would pass
-the ``budget`` (*budget*), or when no strategy has a result in every condition
+**Settled ties** (futility stopping, the stochastic curtailment of sequential trials:
+Lan, Simon and Halperin 1982, "Stochastically curtailed tests in long-term clinical
+trials", Communications in Statistics C 1(3), https://doi.org/10.1080/07474948208836014):
+a candidate b in the tie with the top a gets no more repeats once the repeats left
+cannot be expected to separate them, even if their true difference were one standard
+error larger than measured. With k ≥ :data:`SETTLE_AFTER` paired repeats, per-repeat
+deviation σ (the verdict's, binomial floor included) and K = ``max_repeats``, b is
+*settled* when
+
+.. math:: \bar d_{ab} + \sigma / \sqrt{k} \le 2\,\sigma / \sqrt{K},
+
+that is, at K repeats even that larger difference would stay inside 2·SE (the noise
+held at today's σ). A settled candidate stays in the tie, and in the report; it is
+recomputed after every repeat, so one that a new leader can separate gets repeats
+again. Running it to K would most likely report the same tie at 5/3 of the cost
+(k = 3, K = 5). Three repeats at least, so that σ is measured, not only floored.
+
+**The next repeat** goes to every cell of every candidate neither eliminated nor
+settled (and to the top while any other does), all with the same new seed. The loop
+ends, and says which ended it (:data:`DecisionEnd`), when the recommendation is
+*decided*, when the next repeat would pass ``max_repeats`` (*max-repeats*: a tie is
+reported as a tie), when its runs would pass the ``budget`` (*budget*), when every
+candidate tied with the top is settled (*settled*: the tie is reported, with what
+separating it would take), or when no strategy has a result in every condition
 (*no-candidate*: more seeds cannot mend failed runs).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from velocity.report.fmt import pp
-from velocity.report.verdict import Gap, Observation, recommend
+from velocity.report.verdict import Difference, Gap, Observation, differences_to_top, recommend
 from velocity.spec import RankBy
 from velocity.sweepdir.comparison import Recommendation
 from velocity.sweepdir.models import Decision, DecisionEnd
+
+#: Paired repeats a tie member needs before it can be settled (σ measured, 2 dof).
+SETTLE_AFTER = 3
+
+
+def settled(difference: Difference | None, max_repeats: int) -> bool:
+    """Whether ``max_repeats`` repeats are not expected to separate the top from a tie
+    member, even with a difference one SE larger than ``difference`` (module doc)."""
+    if difference is None or difference.sigma is None or difference.repeats < SETTLE_AFTER:
+        return False
+    sigma, k = difference.sigma, difference.repeats
+    return difference.mean + sigma / math.sqrt(k) <= 2 * sigma / math.sqrt(max_repeats)
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,7 @@ class DecisionState:
     recommendation: Recommendation
     active: list[str]  # the strategies whose cells get the next repeat
     eliminated: dict[str, int]  # strategy -> the repeats it had when it was eliminated
+    settled: dict[str, int]  # tie member -> its repeats, when no repeat left would separate it
     ended: DecisionEnd | None  # None: run the next repeat
     next_repeat: int
     next_runs: int  # runs the next repeat costs (0 once ended)
@@ -79,6 +112,7 @@ class DecisionState:
             repeats=top.repeats if top is not None else 0,
             active=[] if self.ended else list(self.active),
             eliminated=dict(self.eliminated),
+            settled=dict(self.settled),
             runs_spent=runs_spent,
             full_grid_runs=full_grid_runs,
         )
@@ -109,7 +143,16 @@ def decide(
         for c in rec.candidates[1:]:
             if c.strategy not in rec.tie:  # separated from the top beyond 2·SE
                 out.setdefault(c.strategy, c.repeats)
-    active = [c.strategy for c in rec.candidates if c.strategy not in out]
+    settle: dict[str, int] = {}
+    if rec.tie:
+        differences = differences_to_top(observations, gaps, rank_by=rank_by)
+        settle = {
+            c.strategy: c.repeats
+            for c in rec.candidates[1:]
+            if c.strategy in rec.tie and settled(differences.get(c.strategy), max_repeats)
+        }
+    others = [c.strategy for c in rec.candidates[1:] if c.strategy not in {*out, *settle}]
+    active = [rec.candidates[0].strategy, *others] if others else []
     cost = sum(cells.get(s, 0) for s in active)
     ended: DecisionEnd | None = None
     if not rec.candidates:
@@ -118,12 +161,15 @@ def decide(
         ended = "decided"
     elif next_repeat >= max_repeats:
         ended = "max-repeats"
+    elif not others:
+        ended = "settled"
     elif budget is not None and runs_spent + cost > budget:
         ended = "budget"
     return DecisionState(
         recommendation=rec,
         active=active,
         eliminated=out,
+        settled=settle,
         ended=ended,
         next_repeat=next_repeat,
         next_runs=0 if ended else cost,
@@ -146,6 +192,10 @@ def describe(state: DecisionState, *, runs_spent: int, full_grid_runs: int) -> s
         out = "; eliminated " + ", ".join(
             f"{s} after {k} repeat{'s' if k != 1 else ''}" for s, k in state.eliminated.items()
         )
+    if state.settled:
+        out += "; settled in the tie " + ", ".join(
+            f"{s} after {k} repeat{'s' if k != 1 else ''}" for s, k in state.settled.items()
+        )
     spent = f"{runs_spent} of the {full_grid_runs} runs of the full grid spent"
     if state.ended:
         then = f"{spent} ({max(full_grid_runs - runs_spent, 0)} saved); ended: {state.ended}"
@@ -159,7 +209,9 @@ def _signed(x: float, rank_by: RankBy) -> str:
 
 
 __all__ = [
+    "SETTLE_AFTER",
     "DecisionState",
     "decide",
     "describe",
+    "settled",
 ]

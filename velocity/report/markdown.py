@@ -148,6 +148,7 @@ _ENDED = {
     "decided": "the recommendation was decided",
     "max-repeats": "max_repeats was reached",
     "budget": "the next repeat would have passed the budget",
+    "settled": "no repeat up to max_repeats was expected to separate the tie",
     "no-candidate": "no strategy had a result in every condition",
     None: "it had not ended (resume it to go on)",
 }
@@ -168,6 +169,10 @@ def decision_line(decision: Mapping[str, Any] | None) -> str | None:
     if decision["eliminated"]:
         line += "; eliminated (no more repeats once separated from the leader): " + ", ".join(
             f"{s} after {_repeats(k)}" for s, k in decision["eliminated"].items()
+        )
+    if decision.get("settled"):
+        line += "; settled in the tie (no repeat left expected to separate it): " + ", ".join(
+            f"{s} after {_repeats(k)}" for s, k in decision["settled"].items()
         )
     return line + "."
 

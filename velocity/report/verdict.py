@@ -365,12 +365,7 @@ def recommend(
     cleans = {s: c for s in strategies if (c := table.clean_accuracy(s)) is not None}
     best_clean_strategy = max(cleans, key=lambda s: cleans[s]) if cleans else None
     best_clean = cleans.get(best_clean_strategy) if best_clean_strategy else None
-    scored = [_score(table, s, conditions, gaps, rank_by, best_clean) for s in strategies]
-    candidates = sorted(
-        (s for s in scored if not s.score.missing), key=lambda s: _sort_key(s, rank_by)
-    )
-    for rank, item in enumerate(candidates, start=1):
-        item.score.rank = rank
+    scored, candidates = _ranked(table, strategies, conditions, gaps, rank_by, best_clean)
     incomplete = [s.score for s in scored if s.score.missing]
     empty = Recommendation(
         strategy=None,
@@ -429,6 +424,43 @@ def recommend(
     )
     recommendation.reason = _reason(recommendation, top.score, len(conditions) > 1)
     return recommendation
+
+
+def _ranked(
+    table: _Table,
+    strategies: Sequence[str],
+    conditions: Sequence[str],
+    gaps: Sequence[Gap],
+    rank_by: RankBy,
+    best_clean: float | None,
+) -> tuple[list[_Scored], list[_Scored]]:
+    """Every strategy scored, and the candidates among them in rank order (ranks set)."""
+    scored = [_score(table, s, conditions, gaps, rank_by, best_clean) for s in strategies]
+    candidates = sorted(
+        (s for s in scored if not s.score.missing), key=lambda s: _sort_key(s, rank_by)
+    )
+    for rank, item in enumerate(candidates, start=1):
+        item.score.rank = rank
+    return scored, candidates
+
+
+def differences_to_top(
+    observations: Sequence[Observation],
+    gaps: Sequence[Gap] = (),
+    *,
+    rank_by: RankBy = "accuracy",
+) -> dict[str, Difference | None]:
+    """The paired worst-case difference top − b for every other candidate b, as
+    :func:`recommend` tests it (None: they share no seed)."""
+    table = _Table(observations)
+    strategies = [*table.order, *sorted({g.strategy for g in gaps} - set(table.order))]
+    _, candidates = _ranked(
+        table, strategies, sweep_conditions(observations, gaps), gaps, rank_by, None
+    )
+    if not candidates:
+        return {}
+    top = candidates[0]
+    return {c.score.strategy: _difference(top, c, rank_by) for c in candidates[1:]}
 
 
 def _repeats_to_separate(differences: Sequence[Difference | None]) -> int | None:
@@ -727,6 +759,7 @@ __all__ = [
     "best_under_attacks",
     "binomial_sd",
     "ceiling_caveat",
+    "differences_to_top",
     "paired_difference",
     "recommend",
     "sweep_conditions",

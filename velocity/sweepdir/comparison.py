@@ -298,7 +298,8 @@ class Comparison(FileModel):
     decision: Decision | None = Field(
         None,
         description="a sweep run until decided: what ended it, the runs spent against the "
-        "full grid's, the strategies eliminated (plan.json's decision); null for a fixed grid",
+        "full grid's, the strategies eliminated or settled (plan.json's decision); null for a "
+        "fixed grid",
     )
     sweep_dir: str = Field(description="the sweep directory it was built from")
     generated_at: str = Field(description="when (ISO 8601, UTC)")

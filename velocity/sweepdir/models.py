@@ -149,7 +149,7 @@ def _delete(data: Any, path: tuple[int | str, ...]) -> None:
 # --------------------------------------------------------------------------- plan.json
 
 #: What ends a sweep run ``until = "decided"`` (:class:`Decision`).
-DecisionEnd = Literal["decided", "max-repeats", "budget", "no-candidate"]
+DecisionEnd = Literal["decided", "max-repeats", "budget", "settled", "no-candidate"]
 
 
 class Decision(BaseModel):
@@ -159,6 +159,7 @@ class Decision(BaseModel):
         None,
         description="what ended it: decided (the recommendation is separated from every "
         "other candidate beyond 2·SE), max-repeats, budget (the next repeat would pass it), "
+        "settled (no repeat up to max_repeats is expected to separate the tie), "
         "no-candidate (no strategy has a result in every condition); null while it goes on",
     )
     leader: str | None = Field(None, description="the candidate with the best worst case")
@@ -174,6 +175,12 @@ class Decision(BaseModel):
     eliminated: dict[str, int] = Field(
         default_factory=dict,
         description="strategies given no more repeats (successive elimination), with the "
+        "repeats they had",
+    )
+    settled: dict[str, int] = Field(
+        default_factory=dict,
+        description="candidates tied with the leader that no repeat up to max_repeats is "
+        "expected to separate from it (given no more repeats, still in the tie), with the "
         "repeats they had",
     )
     runs_spent: int = Field(0, description="runs planned so far")
