@@ -379,3 +379,25 @@ def test_a_killed_sweep_run_until_decided_resumes_to_the_same_end(tmp_path: Path
         assert (killed / name / "rounds.csv").read_bytes() == (
             whole / name / "rounds.csv"
         ).read_bytes()
+
+
+def test_comparison_md_says_a_tie_was_settled() -> None:
+    from velocity.report.markdown import decision_line
+
+    line = decision_line(
+        {
+            "ended": "settled",
+            "repeats": 3,
+            "runs_spent": 14,
+            "full_grid_runs": 40,
+            "eliminated": {"FedAvg": 1},
+            "settled": {"FedMedian": 3},
+        }
+    )
+    assert line == (
+        "Run until decided: it stopped after 3 repeats because no repeat up to max_repeats "
+        "was expected to separate the tie; 14 runs spent, against 40 for the full grid "
+        "(26 saved, 2.9× fewer); eliminated (no more repeats once separated from the leader): "
+        "FedAvg after 1 repeat; settled in the tie (no repeat left expected to separate it): "
+        "FedMedian after 3 repeats."
+    )
