@@ -159,6 +159,16 @@ def test_settling_one_tie_member_keeps_the_others_and_the_top_running() -> None:
     assert state.next_runs == 2
 
 
+def test_at_max_repeats_only_members_left_out_of_a_repeat_are_listed_as_settled() -> None:
+    values = {"A": [0.93, 0.92, 0.93, 0.92], "B": [0.93, 0.92, 0.93, 0.92], "C": [0.93, 0.92, 0.93]}
+    # Repeat 4 ran without C (settled after 3); the cap is reached: B, settleable now but
+    # never left out, is not listed; C is, with the repeats it had.
+    state = state_of(series(values), max_repeats=4, settled={"C": 3})
+    assert state.ended == "max-repeats"
+    assert state.settled == {"C": 3}
+    assert state_of(series(values), max_repeats=4).settled == {}
+
+
 def test_the_budget_stops_before_a_repeat_that_would_pass_it() -> None:
     observations = series({"A": [0.93], "B": [0.925]})
     assert state_of(observations, budget=4).ended is None  # 2 spent + 2 next = 4

@@ -73,7 +73,7 @@ from velocity.sweepdir.models import Decision, DecisionEnd
 SETTLE_AFTER = 3
 
 
-def settled(difference: Difference | None, max_repeats: int) -> bool:
+def is_settled(difference: Difference | None, max_repeats: int) -> bool:
     """Whether ``max_repeats`` repeats are not expected to separate the top from a tie
     member, even with a difference one SE larger than ``difference`` (module doc)."""
     if difference is None or difference.sigma is None or difference.repeats < SETTLE_AFTER:
@@ -129,13 +129,18 @@ def decide(
     runs_spent: int,
     budget: int | None,
     eliminated: Mapping[str, int],
+    settled: Mapping[str, int] | None = None,
 ) -> DecisionState:
     """The decision state after the results so far (the module docstring has the rule).
 
     ``cells`` maps each strategy to its number of cells (the conditions it runs in),
     ``next_repeat`` is the repeat index the next repeat would have (the repeats
-    planned so far), ``runs_spent`` the runs planned so far, and ``eliminated`` the
-    strategies eliminated earlier, with their repeats.
+    planned so far), ``runs_spent`` the runs planned so far, and ``eliminated`` and
+    ``settled`` the strategies eliminated and settled earlier, with their repeats.
+
+    A state that goes on (or ends ``settled``) lists the tie members the next repeat
+    leaves out; a state that ends otherwise lists those left out of earlier repeats and
+    still in the tie (none is left out of a repeat that does not happen).
     """
     rec = recommend(observations, gaps, rank_by=rank_by)
     out = {s: k for s, k in eliminated.items() if s not in rec.tie}
@@ -143,13 +148,14 @@ def decide(
         for c in rec.candidates[1:]:
             if c.strategy not in rec.tie:  # separated from the top beyond 2·SE
                 out.setdefault(c.strategy, c.repeats)
+    prior = {s: k for s, k in (settled or {}).items() if s in rec.tie}
     settle: dict[str, int] = {}
-    if rec.tie:
+    if rec.tie and next_repeat < max_repeats:
         differences = differences_to_top(observations, gaps, rank_by=rank_by)
         settle = {
-            c.strategy: c.repeats
+            c.strategy: prior.get(c.strategy, c.repeats)
             for c in rec.candidates[1:]
-            if c.strategy in rec.tie and settled(differences.get(c.strategy), max_repeats)
+            if c.strategy in rec.tie and is_settled(differences.get(c.strategy), max_repeats)
         }
     others = [c.strategy for c in rec.candidates[1:] if c.strategy not in {*out, *settle}]
     active = [rec.candidates[0].strategy, *others] if others else []
@@ -169,7 +175,7 @@ def decide(
         recommendation=rec,
         active=active,
         eliminated=out,
-        settled=settle,
+        settled=settle if ended in (None, "settled") else prior,
         ended=ended,
         next_repeat=next_repeat,
         next_runs=0 if ended else cost,
@@ -213,5 +219,5 @@ __all__ = [
     "DecisionState",
     "decide",
     "describe",
-    "settled",
+    "is_settled",
 ]

@@ -59,6 +59,7 @@ class UntilDecided:
         self.max_repeats, self.budget, self.rank_by = max_repeats, budget, rank_by
         self.progress = progress
         self.eliminated: dict[str, int] = dict(previous.eliminated) if previous else {}
+        self.settled: dict[str, int] = dict(previous.settled) if previous else {}
         self.state: DecisionState | None = None
         self.record: Decision | None = previous
         self.full_grid_runs = previous.full_grid_runs if previous else 0
@@ -82,8 +83,10 @@ class UntilDecided:
             runs_spent=len(runs),
             budget=self.budget,
             eliminated=self.eliminated,
+            settled=self.settled,
         )
         self.state, self.eliminated = state, dict(state.eliminated)
+        self.settled = dict(state.settled)
         self.record = state.record(runs_spent=len(runs), full_grid_runs=self.full_grid_runs)
         if self.progress:
             line = describe(state, runs_spent=len(runs), full_grid_runs=self.full_grid_runs)
