@@ -360,7 +360,7 @@ def recommend(
 ) -> Recommendation:
     """The recommendation over every strategy in ``observations`` (see the module doc)."""
     table = _Table(observations)
-    strategies = [*table.order, *sorted({g.strategy for g in gaps} - set(table.order))]
+    strategies = _strategies(table, gaps)
     conditions = sweep_conditions(observations, gaps)
     cleans = {s: c for s in strategies if (c := table.clean_accuracy(s)) is not None}
     best_clean_strategy = max(cleans, key=lambda s: cleans[s]) if cleans else None
@@ -426,6 +426,11 @@ def recommend(
     return recommendation
 
 
+def _strategies(table: _Table, gaps: Sequence[Gap]) -> list[str]:
+    """The strategies with results, in their order, then those only with gaps."""
+    return [*table.order, *sorted({g.strategy for g in gaps} - set(table.order))]
+
+
 def _ranked(
     table: _Table,
     strategies: Sequence[str],
@@ -453,7 +458,7 @@ def differences_to_top(
     """The paired worst-case difference top − b for every other candidate b, as
     :func:`recommend` tests it (None: they share no seed)."""
     table = _Table(observations)
-    strategies = [*table.order, *sorted({g.strategy for g in gaps} - set(table.order))]
+    strategies = _strategies(table, gaps)
     _, candidates = _ranked(
         table, strategies, sweep_conditions(observations, gaps), gaps, rank_by, None
     )
