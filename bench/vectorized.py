@@ -30,7 +30,7 @@ def _data(clients: int, samples: int) -> tuple[list[tuple[np.ndarray, np.ndarray
 
     try:
         ds = load_dataset("fashion_mnist", seed=0)
-        x, y, source = ds.x_train, ds.y_train, "Fashion-MNIST"
+        x, y, source = ds.features(ds.x_train), ds.y_train, "Fashion-MNIST"
     except DatasetError:
         rng = np.random.default_rng(0)
         n = clients * samples

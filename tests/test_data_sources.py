@@ -154,17 +154,27 @@ def test_idx_directory_loads_its_own_split_scaled(tmp_path: Path, gz: bool) -> N
     ds = load_dataset(f"idx:{tmp_path / 'd'}", seed=3)
     assert ds.x_train.shape == (40, 36) and ds.x_test.shape == (12, 36)
     assert ds.feature_shape == (6, 6, 1) and ds.num_classes == 10
-    assert ds.x_train.dtype == np.float32 and ds.x_train.flags.c_contiguous
+    # the pixels stay uint8 (a quarter of float32), C-contiguous and read-only
+    assert ds.x_train.dtype == np.uint8 and ds.x_train.flags.c_contiguous
+    assert ds.pixel_max == 255.0 and not ds.x_train.flags.writeable
+    np.testing.assert_array_equal(ds.x_train, arrays["train_x"].reshape(40, -1))
     assert ds.y_train.dtype == np.int64
+    # their features: float32 in [0, 1], the same bits for any rows
     expected = arrays["train_x"].reshape(40, -1).astype(np.float32) / np.float32(255)
-    np.testing.assert_array_equal(ds.x_train, expected)
+    features = ds.features(ds.x_train)
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    np.testing.assert_array_equal(features, expected)
+    np.testing.assert_array_equal(ds.features(ds.x_train[[5, 2]]), expected[[5, 2]])
     np.testing.assert_array_equal(ds.y_test, arrays["test_y"])
     # the dataset's own split: neither the seed nor test_fraction changes it
     other = load_dataset(f"idx:{tmp_path / 'd'}", seed=9, test_fraction=0.5)
     np.testing.assert_array_equal(other.x_test, ds.x_test)
-    # a Dataset owns its arrays: writing one does not leak into the next load (cache)
-    ds.x_train[:] = 7.0
-    np.testing.assert_array_equal(load_dataset(f"idx:{tmp_path / 'd'}", seed=3).x_train, expected)
+    # shared with the per-process file cache, so nobody may write them
+    with pytest.raises(ValueError, match="read-only"):
+        ds.x_train[:] = 7
+    # features are a new array: writing one does not reach the dataset
+    features[:] = 7.0
+    np.testing.assert_array_equal(ds.features(ds.x_train), expected)
 
 
 def test_idx_directory_accepts_dotted_names_and_a_mix(tmp_path: Path) -> None:
@@ -241,7 +251,7 @@ def test_catalog_knows_the_mnist_family_without_loading() -> None:
         assert known_shape(name) == MNIST_SHAPE == (70_000, 784, 10)
         assert known_num_classes(name) == 10
     needed, what = estimate_dataset_bytes("fashion_mnist")
-    assert 5 * 70_000 * 784 <= needed < 6 * 70_000 * 784 and "70,000 images" in what
+    assert 70_000 * 784 <= needed < 2 * 70_000 * 784 and "70,000 images" in what
     assert known_shape("idx:/x") is None and known_shape("mydata:load") is None
 
 
@@ -321,9 +331,12 @@ def test_the_debian_directory_is_used_when_present(tmp_path, monkeypatch) -> Non
 def test_real_fashion_mnist() -> None:
     ds = load_dataset("fashion_mnist", seed=0)
     assert ds.x_train.shape == (60_000, 784) and ds.x_test.shape == (10_000, 784)
-    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
     assert ds.feature_shape == (28, 28, 1) and ds.num_classes == 10
-    assert float(ds.x_train.min()) == 0.0 and float(ds.x_train.max()) == 1.0
+    assert ds.x_train.nbytes == 60_000 * 784  # 47 MB, not float32's 188 MB
+    features = ds.features(ds.x_test)
+    assert features.dtype == np.float32
+    assert float(features.min()) == 0.0 and float(features.max()) == 1.0
     np.testing.assert_array_equal(np.bincount(ds.y_train), np.full(10, 6000))
     np.testing.assert_array_equal(np.bincount(ds.y_test), np.full(10, 1000))
     samples, features, classes = known_shape("fashion_mnist")
@@ -513,6 +526,36 @@ def test_idx_directory_through_a_sweep(tmp_path: Path) -> None:
     assert config["dataset"] == "idx:d" and config["partition"] == "shards"
     summary = json.loads((out / "FedAvg" / "summary.json").read_text())
     assert summary["status"] == "done" and summary["test_samples"] == 20
+
+
+def test_uint8_pixels_train_the_same_bits_as_float32_features(tmp_path, user_module) -> None:
+    """The IDX images stay uint8 and become features per client and round; a loader
+    handing over the same images as float32 features in [0, 1] gives the same run."""
+    from velocity.sim.server import VelocityServer
+
+    small_mnist(tmp_path / "d", n_train=80, n_test=20)
+    module = user_module(
+        f"""
+        import numpy as np
+        from velocity.sim.idx import read_idx
+
+        def load(*, seed):
+            files = [read_idx("{tmp_path / "d"}/" + name) for name in {list(IDX_NAMES.values())!r}]
+            x, y, xt, yt = files
+            return x / np.float32(255), y, xt / np.float32(255), yt
+        """
+    )
+    runs = {}
+    for dataset in (f"idx:{tmp_path / 'd'}", f"{module}:load"):
+        server = VelocityServer("mlp", dataset, "FedMedian", rounds=3, clients=4, seed=1)
+        runs[dataset] = server.run()
+        assert runs[dataset].error is None, runs[dataset].error
+    pixels, features = runs.values()
+    assert server.dataset.x_train.dtype == np.float32  # the loader's
+    assert [(r.global_loss, r.accuracy) for r in pixels.rounds] == [
+        (r.global_loss, r.accuracy) for r in features.rounds
+    ]
+    np.testing.assert_array_equal(pixels.params, features.params)
 
 
 def test_bad_dataset_is_refused_before_any_file(tmp_path: Path) -> None:

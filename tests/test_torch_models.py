@@ -54,6 +54,23 @@ def test_cnn_parameters_are_one_seeded_float32_vector():
     np.testing.assert_array_equal(flat, w)
 
 
+def test_a_torch_model_turns_on_deterministic_algorithms_without_the_compiler():
+    """The flag torch.use_deterministic_algorithms sets, without the import of
+    torch._inductor (and _dynamo, sympy, Triton) that it does too: ~150 MB a process."""
+    code = (
+        "import sys, torch\n"
+        "from velocity.sim.models import get_model\n"
+        "assert not torch.are_deterministic_algorithms_enabled()\n"
+        "get_model('cnn', input_dim=64, num_classes=10, feature_shape=(8, 8), device='cpu')\n"
+        "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+
+
 def test_cnn_gradient_matches_central_differences(digits):
     model = _cnn()
     w = model.init_params(0).astype(np.float64)

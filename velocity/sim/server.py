@@ -186,7 +186,7 @@ class VelocityServer:
         )
         self.model: Model = get_model(
             spec.model_id,
-            input_dim=self.dataset.x_train.shape[1],
+            input_dim=self.dataset.num_features,
             num_classes=self.dataset.num_classes,
             feature_shape=self.dataset.feature_shape,
             params=spec.model_params,
@@ -201,7 +201,9 @@ class VelocityServer:
             samples_per_client=spec.samples_per_client,
             seed=spec.seed,
         )
-        # The features stay in the dataset, once: a round gathers its clients' rows.
+        # The samples stay in the dataset, once: a round gathers its clients' rows (and
+        # makes them float32 features); the test features are made once, for every round.
+        self._test_features = self.dataset.features(self.dataset.x_test)
         self._clients = [
             _Client(cid, idx, np.ascontiguousarray(self.dataset.y_train[idx]))
             for cid, idx in enumerate(parts)
@@ -297,7 +299,10 @@ class VelocityServer:
         updates = self.model.train_clients(
             params,
             [
-                (self.dataset.x_train[c.rows], self._labels(rnd, c, orchestrator, data_attacks))
+                (
+                    self.dataset.features(self.dataset.x_train[c.rows]),
+                    self._labels(rnd, c, orchestrator, data_attacks),
+                )
                 for c in clients
             ],
             epochs=spec.local_epochs,
@@ -328,7 +333,7 @@ class VelocityServer:
             ids,
         )
         aggregated = time.perf_counter()
-        loss, accuracy = self.model.evaluate(new_params, self.dataset.x_test, self.dataset.y_test)
+        loss, accuracy = self.model.evaluate(new_params, self._test_features, self.dataset.y_test)
         if not math.isfinite(loss):
             raise DivergedError(f"test loss is {loss}: the global model diverged")
         evaluated = time.perf_counter()
@@ -416,11 +421,15 @@ def check_spec(spec: RunSpec) -> int:
         train_samples=int(dataset.y_train.size),
         test_samples=int(dataset.y_test.size),
     )
-    # A round gathers its clients' rows, then stacks them: at most the k largest clients.
+    # A round gathers its clients' rows, makes them float32 and stacks them: at most the
+    # k largest clients. The test features are float32 once.
     k = spec.clients_per_round
     largest = sum(sorted((c.y.size for c in server._clients), reverse=True)[:k])
-    gathered = 2 * largest * dataset.x_train[:1].nbytes
-    _check_memory(train_bytes + dataset.x_train.nbytes + gathered + dataset.x_test.nbytes, what)
+    gathered = largest * dataset.num_features * (dataset.x_train.itemsize + 2 * 4)
+    stored = dataset.x_train.nbytes + dataset.x_test.nbytes
+    if server._test_features is not dataset.x_test:
+        stored += server._test_features.nbytes
+    _check_memory(train_bytes + stored + gathered, what)
     check_run_attacks(spec, dataset.num_classes)
     return int(dataset.num_classes)
 
